@@ -1,0 +1,246 @@
+"""`mrisr <stage> ...`: the entry points Snakemake rules call (one per rule family).
+
+Configuration arrives as arguments the rule builds from the Snakemake config;
+no module reads the config file itself. Heavy imports (torch) happen inside the
+sub-commands that need them so light stages start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Callable
+
+from mrisr.errors import InputError
+
+
+def _json(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {err}") from None
+    return value if value is not None else {}
+
+
+def _set_threads(n: int | None) -> None:
+    if n:
+        import torch
+
+        torch.set_num_threads(n)
+
+
+def cmd_synth(a: argparse.Namespace) -> None:
+    from mrisr.datasets import write_synth
+
+    subjects = write_synth(a.kind, Path(a.out), a.n_subjects, a.seed, a.params)
+    print(f"wrote {len(subjects)} {a.kind} subjects to {a.out}")
+
+
+def cmd_inventory(a: argparse.Namespace) -> None:
+    from mrisr.datasets import get_reader
+    from mrisr.io import write_json
+
+    raw = Path(a.raw)
+    if not raw.is_dir():
+        raise InputError(raw, "raw data folder does not exist")
+    subjects = [s for s in get_reader(a.reader, **a.reader_options).list_subjects(raw) if s not in set(a.exclude)]
+    if not subjects:
+        raise InputError(raw, f"no subjects found for reader {a.reader!r}")
+    write_json(a.out, {"reader": a.reader, "raw": str(raw), "subjects": subjects})
+    print(f"{len(subjects)} subjects in {raw}")
+
+
+def cmd_prepare(a: argparse.Namespace) -> None:
+    from mrisr.datasets import get_reader, prepare_subject
+
+    reader = get_reader(a.reader, **a.reader_options)
+    from mrisr.io import write_json
+
+    out_dir = Path(a.out_dir)
+    paths = prepare_subject(reader, Path(a.raw), a.subject, out_dir, a.dataset,
+                            tuple(a.percentiles), a.crop_multiple, tuple(a.crop_axes))
+    # The subject manifest is written last: its presence means every series is complete.
+    write_json(out_dir / "manifest.json", {"subject": a.subject, "series": sorted(p.name.removesuffix(".nii.gz") for p in paths)})
+    print("\n".join(map(str, paths)))
+
+
+def cmd_split(a: argparse.Namespace) -> None:
+    from mrisr.datasets import make_split
+    from mrisr.io import read_json, write_json
+
+    subjects = read_json(a.inventory)["subjects"]
+    split = make_split(subjects, tuple(a.ratios), a.seed, a.dataset)
+    write_json(a.out, split)
+    print({k: len(split[k]) for k in ("train", "val", "test")})
+
+
+def cmd_degrade(a: argparse.Namespace) -> None:
+    from mrisr.degrade import degrade_file
+
+    degrade_file(Path(a.hr), Path(a.out), a.mode, a.scale, tuple(a.axes), a.window, a.meta)
+
+
+def cmd_motion(a: argparse.Namespace) -> None:
+    from mrisr.degrade import motion_file
+
+    motion_file(Path(a.hr), Path(a.out), a.ranges, a.seed, a.subject, a.meta)
+
+
+def cmd_patches(a: argparse.Namespace) -> None:
+    from mrisr.patches.store import build_store
+
+    n = build_store(Path(a.out), a.task, Path(a.split_file), a.split, Path(a.lr_dir), a.scale,
+                    tuple(a.hr_patch), a.n_per_subject, a.seed, a.reference, a.fg_fraction)
+    print(f"{n} patches -> {a.out}")
+
+
+def cmd_train(a: argparse.Namespace) -> None:
+    _set_threads(a.threads)
+    from mrisr.train import train
+
+    train(a.model_config, Path(a.train), Path(a.val), Path(a.out_dir), a.seed, a.device)
+
+
+def cmd_evaluate(a: argparse.Namespace) -> None:
+    _set_threads(a.threads)
+    from mrisr.evaluate.run import evaluate
+
+    evaluate(a.method, Path(a.model) if a.model else None, Path(a.split_file), Path(a.lr_dir), Path(a.out_dir),
+             a.dataset, a.task, a.scale, a.reference, a.device, not a.no_sr)
+
+
+def cmd_tables(a: argparse.Namespace) -> None:
+    from mrisr.evaluate.figures import metric_plot
+    from mrisr.evaluate.tables import write_tables
+
+    out = Path(a.out_dir)
+    write_tables([Path(p) for p in a.eval_dirs], out)
+    metric_plot(out / "summary.csv", out / "psnr.png", "psnr")
+
+
+def cmd_figure(a: argparse.Namespace) -> None:
+    from mrisr.evaluate.figures import comparison_figure
+
+    comparison_figure([Path(p) for p in a.eval_dirs], Path(a.out), a.title)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mrisr", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def add(name: str, fn: Callable[[argparse.Namespace], None], help: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help)
+        sp.set_defaults(func=fn)
+        return sp
+
+    s = add("synth", cmd_synth, "write built-in data in a real source's file layout")
+    s.add_argument("--kind", required=True, choices=["cine", "multicontrast", "volume"])
+    s.add_argument("--out", required=True)
+    s.add_argument("--n-subjects", type=int, required=True)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--params", type=_json, default={})
+
+    s = add("inventory", cmd_inventory, "list the subjects a reader finds in a raw folder")
+    s.add_argument("--reader", required=True)
+    s.add_argument("--reader-options", type=_json, default={})
+    s.add_argument("--raw", required=True)
+    s.add_argument("--exclude", nargs="*", default=[])
+    s.add_argument("--out", required=True)
+
+    s = add("prepare", cmd_prepare, "raw subject -> canonical NIfTI + JSON sidecars")
+    s.add_argument("--reader", required=True)
+    s.add_argument("--reader-options", type=_json, default={})
+    s.add_argument("--raw", required=True)
+    s.add_argument("--subject", required=True)
+    s.add_argument("--dataset", required=True)
+    s.add_argument("--out-dir", required=True)
+    s.add_argument("--percentiles", type=float, nargs=2, default=[0.5, 99.5])
+    s.add_argument("--crop-multiple", type=int, default=12)
+    s.add_argument("--crop-axes", type=int, nargs="+", default=[0, 1])
+
+    s = add("split", cmd_split, "subject-level seeded train/val/test split")
+    s.add_argument("--inventory", required=True)
+    s.add_argument("--ratios", type=float, nargs=3, default=[0.7, 0.1, 0.2])
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--dataset", required=True)
+    s.add_argument("--out", required=True)
+
+    s = add("degrade", cmd_degrade, "k-space / image-space degradation of one prepared series")
+    s.add_argument("--hr", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--mode", required=True, choices=["truncate", "lowpass_bicubic", "bicubic"])
+    s.add_argument("--scale", type=float, required=True)
+    s.add_argument("--axes", type=int, nargs="+", required=True)
+    s.add_argument("--window", default="none", choices=["none", "hamming"])
+    s.add_argument("--meta", type=_json, default={})
+
+    s = add("motion", cmd_motion, "rigid + shrinking-deformation motion simulation of one HR volume")
+    s.add_argument("--hr", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--ranges", type=_json, default={})
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--subject", required=True)
+    s.add_argument("--meta", type=_json, default={})
+
+    s = add("patches", cmd_patches, "sample aligned patch pairs of one split into an HDF5 store")
+    s.add_argument("--task", required=True)
+    s.add_argument("--split-file", required=True)
+    s.add_argument("--split", required=True, choices=["train", "val", "test"])
+    s.add_argument("--lr-dir", required=True)
+    s.add_argument("--scale", type=float, required=True)
+    s.add_argument("--hr-patch", type=int, nargs="+", required=True)
+    s.add_argument("--n-per-subject", type=int, required=True)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--reference", default=None)
+    s.add_argument("--fg-fraction", type=float, default=0.25)
+    s.add_argument("--out", required=True)
+
+    s = add("train", cmd_train, "train one model on a patch store (resumes from ckpt/last.pt)")
+    s.add_argument("--model-config", type=_json, required=True)
+    s.add_argument("--train", required=True)
+    s.add_argument("--val", required=True)
+    s.add_argument("--out-dir", required=True)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--device", default="auto")
+    s.add_argument("--threads", type=int, default=None)
+
+    s = add("evaluate", cmd_evaluate, "whole-volume inference and metrics on the test split")
+    s.add_argument("--method", required=True)
+    s.add_argument("--model", default=None)
+    s.add_argument("--split-file", required=True)
+    s.add_argument("--lr-dir", required=True)
+    s.add_argument("--out-dir", required=True)
+    s.add_argument("--dataset", required=True)
+    s.add_argument("--task", required=True)
+    s.add_argument("--scale", type=float, required=True)
+    s.add_argument("--reference", default=None)
+    s.add_argument("--device", default="cpu")
+    s.add_argument("--threads", type=int, default=None)
+    s.add_argument("--no-sr", action="store_true", help="do not write SR volumes")
+
+    s = add("tables", cmd_tables, "summary.csv (long form) + Markdown tables + plot")
+    s.add_argument("--eval-dirs", nargs="+", required=True)
+    s.add_argument("--out-dir", required=True)
+
+    s = add("figure", cmd_figure, "LR | bicubic | model | HR | error figure for one dataset×scale")
+    s.add_argument("--eval-dirs", nargs="+", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--title", default="")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except InputError as err:
+        # One line naming the file and the problem; the job fails, --keep-going carries on.
+        print(f"mrisr {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

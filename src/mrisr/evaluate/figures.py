@@ -1,0 +1,112 @@
+"""Figures: visual comparison of methods on one example image, and metric plots.
+
+Uses matplotlib's object API with the Agg canvas (no pyplot global state, no
+display needed on cluster nodes). Every PNG is written atomically.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from mrisr.errors import InputError
+from mrisr.evaluate.tables import LOWER_IS_BETTER, column_label, method_order, read_summary
+from mrisr.io import atomic_path, read_json
+
+EXAMPLE_KEYS = ("lr", "sr", "hr")
+ERROR_CMAP = "inferno"  # errors are not intensities: a distinct map avoids confusion
+
+
+def _figure(figsize: tuple[float, float]) -> Figure:
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)  # attaches itself: layout and savefig need a real canvas
+    return fig
+
+
+def _save(fig: Figure, out_png: Path) -> None:
+    with atomic_path(out_png) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+
+
+def _load_example(eval_dir: Path) -> tuple[str, dict[str, np.ndarray]]:
+    """(method, {lr, sr, hr}) of one eval folder."""
+    method = str(read_json(eval_dir / "meta.json").get("method", eval_dir.name)).lower()
+    path = eval_dir / "example.npz"
+    try:
+        with np.load(path) as npz:
+            missing = [k for k in EXAMPLE_KEYS if k not in npz.files]
+            if missing:
+                raise InputError(path, f"lacks arrays {missing}")
+            return method, {k: np.asarray(npz[k], dtype=np.float32) for k in EXAMPLE_KEYS}
+    except FileNotFoundError:
+        raise InputError(path, "file not found") from None
+
+
+def _show(ax, img: np.ndarray, title: str, **kw):
+    """Array axes (a, b) shown as a horizontal, b vertical (RAS: patient left→right, up)."""
+    im = ax.imshow(img.T, origin="lower", interpolation="nearest", **kw)
+    ax.set_title(title, fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return im
+
+
+def comparison_figure(eval_dirs: list[Path], out_png: Path, title: str = "") -> None:
+    """LR | bicubic | each model | HR | |SR−HR| per method (shared error scale)."""
+    examples = dict(_load_example(Path(d)) for d in eval_dirs)
+    if not examples:
+        raise InputError(out_png, "no evaluation folders given")
+    methods = method_order(examples)
+    first = examples[methods[0]]
+    for m in methods:
+        if examples[m]["hr"].shape != first["hr"].shape:
+            raise InputError(out_png, f"{m}: example shape {examples[m]['hr'].shape} != {first['hr'].shape}")
+    hr = first["hr"]
+    errors = {m: np.abs(np.clip(examples[m]["sr"], 0, 1) - hr) for m in methods}
+    err_max = max(float(max(e.max() for e in errors.values())), 1e-6)
+    n = len(methods) * 2 + 2
+    fig = _figure((2.2 * n, 2.8))
+    axes = fig.subplots(1, n, squeeze=False)[0]
+    gray = {"cmap": "gray", "vmin": 0.0, "vmax": 1.0}
+    _show(axes[0], first["lr"], "LR", **gray)
+    for ax, m in zip(axes[1:], methods):
+        _show(ax, examples[m]["sr"], m, **gray)
+    _show(axes[len(methods) + 1], hr, "HR", **gray)
+    im = None
+    for ax, m in zip(axes[len(methods) + 2 :], methods):
+        im = _show(ax, errors[m], f"|{m} − HR|", cmap=ERROR_CMAP, vmin=0.0, vmax=err_max)
+    fig.colorbar(im, ax=list(axes[len(methods) + 2 :]), fraction=0.02, pad=0.01)
+    if title:
+        fig.suptitle(title)
+    _save(fig, out_png)
+
+
+def metric_plot(summary_csv: Path, out_png: Path, metric: str = "psnr") -> None:
+    """Mean ± std per method, grouped by dataset × scale, from summary.csv."""
+    df = read_summary(Path(summary_csv))
+    df = df[df["metric"] == metric]
+    if df.empty:
+        raise InputError(summary_csv, f"no rows for metric {metric!r}")
+    groups = list(dict.fromkeys(zip(df["task"], df["dataset"], df["scale"])))
+    several_tasks = len({g[0] for g in groups}) > 1
+    methods = method_order(df["method"])
+    width = 0.8 / len(methods)
+    fig = _figure((max(4.0, 0.6 * len(groups) * len(methods) + 2.0), 3.5))
+    ax = fig.subplots()
+    for j, m in enumerate(methods):
+        sub = df[df["method"] == m]
+        pos = {g: i for i, g in enumerate(groups)}
+        x = [pos[(t, d, s)] - 0.4 + width * (j + 0.5) for t, d, s in zip(sub["task"], sub["dataset"], sub["scale"])]
+        ax.errorbar(x, sub["mean"], yerr=sub["std"], fmt="o", capsize=3, label=m)
+    labels = [column_label(d, s) + (f"\n{t}" if several_tasks else "") for t, d, s in groups]
+    ax.set_xticks(range(len(groups)))
+    ax.set_xticklabels(labels, fontsize=8)
+    better = "lower" if metric in LOWER_IS_BETTER else "higher"
+    ax.set_ylabel(f"{metric.upper()} ({better} is better)")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    _save(fig, out_png)

@@ -1,0 +1,173 @@
+"""Whole-volume super-resolution: the cubic baseline or a trained model.
+
+Models see (B, 1, *spatial) tensors in [0, 1]. 2D models get every 2D image
+spanned by the grid's two degraded axes as one batch item (slices and frames
+flattened into the batch); 3D models get the whole volume, cut into
+overlapping tiles only when it is too large to run in one piece.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from mrisr.grid import Grid, cubic_upsample, integer_scale
+
+CUBIC_METHODS = ("bicubic", "tricubic")
+# Volumes above this many HR voxels run in tiles (a 64-channel float32 feature map
+# of 2**22 voxels is 1 GiB; a few of them alive at once fits any GPU we target).
+TILE_VOXELS = 2**22
+TILE_CORE_LR = 32  # LR samples each tile contributes, per axis
+TILE_OVERLAP_LR = 8  # LR context on each side, discarded (covers the receptive field)
+
+
+def image_axes(grid: Grid, ndim: int) -> tuple[int, ...]:
+    """Axes that form one model input image: the two degraded axes for 2D tasks,
+    else the three degraded axes, else (for a through-plane grid of 1 axis) the
+    three spatial axes (0, 1, 2)."""
+    if len(grid.axes) in (2, 3):
+        return tuple(int(a) for a in grid.axes)
+    if ndim >= 3:
+        return (0, 1, 2)
+    raise ValueError(f"cannot choose image axes for grid axes {grid.axes} on a {ndim}D array")
+
+
+def to_batch(x: np.ndarray, axes: Sequence[int]) -> np.ndarray:
+    """(..., ) array → (N, 1, *x.shape[axes]): image axes last, the rest flattened."""
+    n = len(axes)
+    moved = np.moveaxis(x, tuple(axes), tuple(range(x.ndim - n, x.ndim)))
+    return moved.reshape(-1, 1, *moved.shape[x.ndim - n :])
+
+
+def from_batch(b: np.ndarray, axes: Sequence[int], shape: Sequence[int]) -> np.ndarray:
+    """Inverse of to_batch: (N, 1, *image) back to an array of `shape`."""
+    n = len(axes)
+    others = [s for a, s in enumerate(shape) if a not in axes]
+    moved = b.reshape(*others, *b.shape[2:])
+    return np.moveaxis(moved, tuple(range(len(shape) - n, len(shape))), tuple(axes))
+
+
+def _model_inputs(model) -> tuple[str, ...]:
+    return tuple(getattr(model, "inputs", ("lr",)))
+
+
+def _forward(model, lr: np.ndarray, ref: np.ndarray | None, device: str) -> np.ndarray:
+    """One forward pass on a numpy batch; returns float32 numpy (N, 1, *hr)."""
+    import torch
+
+    kwargs = {"lr": torch.from_numpy(np.ascontiguousarray(lr, dtype=np.float32)).to(device)}
+    if "ref" in _model_inputs(model):
+        if ref is None:
+            raise ValueError("model needs a reference image ('ref') but none was given")
+        kwargs["ref"] = torch.from_numpy(np.ascontiguousarray(ref, dtype=np.float32)).to(device)
+    with torch.no_grad():
+        out = model(**kwargs)
+    return out.detach().float().cpu().numpy()
+
+
+def _run_batches(model, lr: np.ndarray, ref: np.ndarray | None, device: str, batch_size: int) -> np.ndarray:
+    """Run (N, 1, *lr) through the model in chunks of batch_size (bounded memory)."""
+    outs = []
+    for start in range(0, lr.shape[0], max(1, batch_size)):
+        stop = start + max(1, batch_size)
+        outs.append(_forward(model, lr[start:stop], None if ref is None else ref[start:stop], device))
+    return np.concatenate(outs, axis=0)
+
+
+def _axis_tiles(n: int, core: int, overlap: int) -> list[tuple[int, int, int, int]]:
+    """Per-axis tiles as (tile_start, tile_stop, core_start, core_stop) in LR units:
+    cores partition [0, n); each tile adds `overlap` context on both sides."""
+    tiles = []
+    for cs in range(0, n, core):
+        ce = min(n, cs + core)
+        tiles.append((max(0, cs - overlap), min(n, ce + overlap), cs, ce))
+    return tiles
+
+
+def _run_tiled(model, lr: np.ndarray, ref: np.ndarray | None, factors: Sequence[int], device: str) -> np.ndarray:
+    """Run one (1, 1, *lr) volume in overlapping tiles; keep each tile's core only.
+
+    Valid for integer factors: LR sample i then maps to HR samples [i*f, (i+1)*f)
+    under both grid conventions, exactly as training patches were cut.
+    """
+    import itertools
+
+    hr_shape = tuple(n * f for n, f in zip(lr.shape[2:], factors))
+    out = np.zeros((1, 1, *hr_shape), dtype=np.float32)
+    per_axis = [_axis_tiles(n, TILE_CORE_LR, TILE_OVERLAP_LR) for n in lr.shape[2:]]
+    for combo in itertools.product(*per_axis):
+        lr_sl = tuple(slice(t0, t1) for t0, t1, _, _ in combo)
+        hr_sl = tuple(slice(t0 * f, t1 * f) for (t0, t1, _, _), f in zip(combo, factors))
+        tile_ref = None if ref is None else ref[(slice(None), slice(None), *hr_sl)]
+        pred = _forward(model, lr[(slice(None), slice(None), *lr_sl)], tile_ref, device)
+        core_in = tuple(slice((c0 - t0) * f, (c1 - t0) * f) for (t0, _, c0, c1), f in zip(combo, factors))
+        core_out = tuple(slice(c0 * f, c1 * f) for (_, _, c0, c1), f in zip(combo, factors))
+        out[(slice(None), slice(None), *core_out)] = pred[(slice(None), slice(None), *core_in)]
+    return out
+
+
+def _integer_factors(grid: Grid, axes: Sequence[int]) -> list[int] | None:
+    """Per-axis integer HR/LR factors, or None when any axis is not an exact multiple."""
+    factors = []
+    for a in axes:
+        f = integer_scale(grid.hr_shape[a] / grid.lr_shape[a])
+        if f is None or f * grid.lr_shape[a] != grid.hr_shape[a]:
+            return None
+        factors.append(f)
+    return factors
+
+
+def _run_volumes(model, lr_b, ref_b, grid: Grid, axes, device: str, tile_voxels: int | None) -> np.ndarray:
+    """3D models: one volume per forward pass, tiled when the volume is too large."""
+    factors = _integer_factors(grid, axes)
+    hr_voxels = int(np.prod([grid.hr_shape[a] for a in axes]))
+    tile = tile_voxels is not None and hr_voxels > tile_voxels and factors is not None
+    outs = []
+    for i in range(lr_b.shape[0]):
+        ref_i = None if ref_b is None else ref_b[i : i + 1]
+        if tile:
+            outs.append(_run_tiled(model, lr_b[i : i + 1], ref_i, factors, device))
+        else:
+            outs.append(_forward(model, lr_b[i : i + 1], ref_i, device))
+    return np.concatenate(outs, axis=0)
+
+
+def super_resolve(
+    lr: np.ndarray,
+    grid: Grid,
+    method: str,
+    model=None,
+    ref: np.ndarray | None = None,
+    device: str = "cpu",
+    batch_size: int = 16,
+    tile_voxels: int | None = TILE_VOXELS,
+) -> np.ndarray:
+    """LR array → SR array of shape grid.hr_shape, float32, NOT clipped.
+
+    `ref` is an HR reference contrast in the HR layout, passed to models whose
+    `inputs` include "ref". `tile_voxels`: 3D volumes with more HR voxels run in
+    overlapping tiles (None: never tile).
+    """
+    lr = np.asarray(lr, dtype=np.float32)
+    if tuple(lr.shape) != tuple(grid.lr_shape):
+        raise ValueError(f"LR shape {lr.shape} does not match grid lr_shape {tuple(grid.lr_shape)}")
+    if method.lower() in CUBIC_METHODS:
+        return cubic_upsample(lr, grid).astype(np.float32, copy=False)
+    if model is None:
+        raise ValueError(f"method {method!r} needs a model")
+    if ref is not None and tuple(ref.shape) != tuple(grid.hr_shape):
+        raise ValueError(f"reference shape {ref.shape} does not match HR shape {tuple(grid.hr_shape)}")
+    model.to(device)
+    model.eval()
+    axes = image_axes(grid, lr.ndim)
+    lr_b = to_batch(lr, axes)
+    ref_b = None if ref is None else to_batch(np.asarray(ref, dtype=np.float32), axes)
+    if len(axes) == 2:
+        sr_b = _run_batches(model, lr_b, ref_b, device, batch_size)
+    else:
+        sr_b = _run_volumes(model, lr_b, ref_b, grid, axes, device, tile_voxels)
+    expected = tuple(grid.hr_shape[a] for a in axes)
+    if tuple(sr_b.shape[2:]) != expected:
+        raise ValueError(f"model output image shape {tuple(sr_b.shape[2:])} != expected HR shape {expected}")
+    return from_batch(sr_b, axes, grid.hr_shape).astype(np.float32, copy=False)

@@ -1,0 +1,147 @@
+"""Building blocks shared by the SR architectures.
+
+* `CubicUpsample`: LR back onto the HR grid with Keys cubic interpolation, using the
+  same LR↔HR sample placement (`mrisr.grid`) as the degradation. Models add their
+  learned output to it (global residual), so a model that predicts zero is exactly
+  the cubic baseline and a half-pixel slip cannot creep in.
+* `pixel_shuffle_nd` / `Upsampler`: sub-pixel convolution upsampling in 2D and 3D
+  (torch only ships the 2D pixel shuffle).
+* `SRModel`: the base class naming the batch keys a forward consumes and the loss.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mrisr.grid import CONVENTIONS, axis_grid, integer_scale, upsample_matrix
+
+
+def check_integer_scale(scale: float) -> int:
+    """The scale as an int ≥ 2; pixel-shuffle models cannot upsample by other factors."""
+    s = integer_scale(scale)
+    if s is None or s < 2:
+        raise ValueError(f"scale must be an integer >= 2 for this model, got {scale}")
+    return s
+
+
+def check_dims(dims: int) -> int:
+    if dims not in (2, 3):
+        raise ValueError(f"dims must be 2 or 3, got {dims}")
+    return int(dims)
+
+
+def conv_nd(dims: int, c_in: int, c_out: int, kernel_size: int = 3) -> nn.Module:
+    """'Same'-padded convolution in 2D or 3D."""
+    conv = nn.Conv2d if dims == 2 else nn.Conv3d
+    return conv(c_in, c_out, kernel_size, padding=kernel_size // 2)
+
+
+class SRModel(nn.Module):
+    """Base class: `inputs` names the batch keys forward() consumes, `loss` scores an output.
+
+    The training loop calls `model(**{k: batch[k] for k in model.inputs})`, so a model
+    needing e.g. a reference contrast declares `inputs = ("lr", "ref")`.
+    """
+
+    inputs: tuple[str, ...] = ("lr",)
+
+    def loss(self, output: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return F.l1_loss(output, batch["hr"])
+
+
+class CubicUpsample(nn.Module):
+    """Separable Keys-cubic upsampling (B, C, *lr) → (B, C, *hr) on every spatial axis.
+
+    The per-axis matrices come from `mrisr.grid.upsample_matrix`, the same numpy helper
+    the evaluation baseline uses, so both agree to float32 rounding. They depend on the
+    input size, so they are cached per (size, device) and are not module buffers (a
+    state_dict must not depend on which sizes happened to be seen).
+    """
+
+    def __init__(self, scale: int, dims: int, convention: str) -> None:
+        super().__init__()
+        self.scale = check_integer_scale(scale)
+        self.dims = check_dims(dims)
+        if convention not in CONVENTIONS:
+            raise ValueError(f"unknown grid convention {convention!r}; expected one of {CONVENTIONS}")
+        self.convention = convention
+        # An exact integer scale makes the grid independent of the axis length.
+        self._axis_grid = axis_grid(convention, self.scale, 1)
+        self._cache: dict[tuple[int, str], torch.Tensor] = {}
+
+    def _matrix(self, n_lr: int, device: torch.device) -> torch.Tensor:
+        key = (n_lr, str(device))
+        m = self._cache.get(key)
+        if m is None:
+            w = upsample_matrix(self._axis_grid, n_lr, n_lr * self.scale)
+            m = torch.from_numpy(w).to(device=device, dtype=torch.float32)
+            self._cache[key] = m
+        return m
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != self.dims + 2:
+            raise ValueError(f"expected a (B, C, {self.dims} spatial) tensor, got shape {tuple(x.shape)}")
+        # float32 even under bf16 autocast: this path carries most of the signal.
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            out = x.float()
+            for axis in range(2, x.ndim):
+                m = self._matrix(out.shape[axis], out.device)
+                out = torch.movedim(torch.movedim(out, axis, -1) @ m.T, -1, axis)
+        return out
+
+    def extra_repr(self) -> str:
+        return f"scale={self.scale}, dims={self.dims}, convention={self.convention!r}"
+
+
+def pixel_shuffle_nd(x: torch.Tensor, r: int) -> torch.Tensor:
+    """(B, C·r^d, *n) → (B, C, *(n·r)) for d = 2 or 3 spatial dims.
+
+    Channel c·r^d + (i·r + j) [2D] or c·r^3 + i·r² + j·r + k [3D] goes to output
+    position (h·r+i, w·r+j[, ...]), the layout of torch.nn.functional.pixel_shuffle.
+    """
+    d = x.ndim - 2
+    if d == 2:
+        return F.pixel_shuffle(x, r)
+    if d != 3:
+        raise ValueError(f"pixel shuffle needs 2 or 3 spatial dims, got shape {tuple(x.shape)}")
+    b, c_in, n_d, n_h, n_w = x.shape
+    if c_in % r**3:
+        raise ValueError(f"channels {c_in} not divisible by r^3 = {r**3}")
+    c = c_in // r**3
+    x = x.reshape(b, c, r, r, r, n_d, n_h, n_w)
+    x = x.permute(0, 1, 5, 2, 6, 3, 7, 4)
+    return x.reshape(b, c, n_d * r, n_h * r, n_w * r)
+
+
+class PixelShuffle(nn.Module):
+    def __init__(self, r: int) -> None:
+        super().__init__()
+        self.r = r
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return pixel_shuffle_nd(x, self.r)
+
+    def extra_repr(self) -> str:
+        return f"r={self.r}"
+
+
+def upsample_factors(scale: int) -> list[int]:
+    """Stages of sub-pixel upsampling: ×2 stages for powers of two (×4 = 2·2, as EDSR),
+    one stage of the whole factor otherwise (×3)."""
+    if scale & (scale - 1) == 0:
+        return [2] * int(math.log2(scale))
+    return [scale]
+
+
+class Upsampler(nn.Sequential):
+    """conv(n_feats → r^d·n_feats) + pixel shuffle per stage (EDSR / BasicSR `Upsample`)."""
+
+    def __init__(self, scale: int, n_feats: int, dims: int) -> None:
+        layers: list[nn.Module] = []
+        for r in upsample_factors(scale):
+            layers += [conv_nd(dims, n_feats, n_feats * r**dims), PixelShuffle(r)]
+        super().__init__(*layers)

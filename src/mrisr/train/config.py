@@ -1,0 +1,70 @@
+"""The `train` section of a model config, validated, with defaults."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int
+    batch_size: int
+    lr: float
+    val_every: int = 1000
+    ckpt_every: int = 1000
+    log_every: int = 50
+    num_workers: int = 0
+    bf16: bool = False
+    channels_last: bool = False
+    scheduler: str = "cosine"
+    val_max_batches: int | None = None
+    augment: bool = True
+    # The paper's budget, when `steps` is a reduced one (the model card says so).
+    reference_steps: int | None = None
+    budget_note: str | None = None
+
+    # Settings that change neither the batches nor the arithmetic: a run may be
+    # resumed with different values.
+    RESUMABLE_CHANGES = ("val_every", "ckpt_every", "log_every", "num_workers", "val_max_batches", "budget_note",
+                         "reference_steps")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        """Unknown keys are an error: a typo must not silently fall back to a default."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown train settings {unknown}; accepted: {sorted(known)}")
+        missing = [k for k in ("steps", "batch_size", "lr") if k not in d]
+        if missing:
+            raise ValueError(f"train settings lack {missing}")
+        cfg = cls(**d)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        for name in ("steps", "batch_size", "val_every", "ckpt_every", "log_every"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ValueError(f"train.lr must be > 0, got {self.lr}")
+        if self.num_workers < 0:
+            raise ValueError(f"train.num_workers must be >= 0, got {self.num_workers}")
+        if self.scheduler not in ("cosine", "none"):
+            raise ValueError(f"train.scheduler must be 'cosine' or 'none', got {self.scheduler!r}")
+        if self.val_max_batches is not None and self.val_max_batches < 1:
+            raise ValueError(f"train.val_max_batches must be >= 1 or null, got {self.val_max_batches}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def run_identity(self) -> dict:
+        """The settings a checkpoint must share with the run that resumes it."""
+        return {k: v for k, v in self.to_dict().items() if k not in self.RESUMABLE_CHANGES}
+
+
+def fingerprint(arch: str, args: dict, cfg: TrainConfig, seed: int, train_hash: str, val_hash: str) -> str:
+    """One string naming everything that decides the trained weights."""
+    return json.dumps({"arch": arch, "args": args, "train": cfg.run_identity(), "seed": int(seed),
+                       "train_store": train_hash, "val_store": val_hash}, sort_keys=True)

@@ -1,0 +1,100 @@
+"""Which patches, and which flips/transposes, step k trains on: a pure function of (seed, k).
+
+The training stream is the concatenation of per-epoch permutations drawn from
+default_rng([seed, STAGE_TRAIN, STREAM_ORDER, epoch]); step k takes stream items
+[k·B, (k+1)·B). Augmentations for step k come from default_rng([seed, STAGE_TRAIN,
+STREAM_AUGMENT, k]). A run resumed at step k therefore sees exactly the batches an
+uninterrupted run would, whatever happened before.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Sampler
+
+STAGE_TRAIN = 6
+STREAM_ORDER = 0
+STREAM_AUGMENT = 1
+
+
+@functools.lru_cache(maxsize=8)
+def _epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
+    perm = np.random.default_rng([seed, STAGE_TRAIN, STREAM_ORDER, epoch]).permutation(n)
+    perm.flags.writeable = False
+    return perm
+
+
+def batch_indices(seed: int, step: int, n: int, batch_size: int) -> list[int]:
+    """Store indices of the batch for 0-based step `step` (wraps across epochs)."""
+    positions = step * batch_size + np.arange(batch_size)
+    return [int(_epoch_permutation(seed, int(p // n), n)[p % n]) for p in positions]
+
+
+class StepBatchSampler(Sampler[list[int]]):
+    """Yields the batches of steps start..stop-1 for a DataLoader(batch_sampler=...)."""
+
+    def __init__(self, seed: int, n: int, batch_size: int, start: int, stop: int) -> None:
+        if n < 1:
+            raise ValueError("empty training store")
+        self.seed, self.n, self.batch_size, self.start, self.stop = seed, n, batch_size, start, stop
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for step in range(self.start, self.stop):
+            yield batch_indices(self.seed, step, self.n, self.batch_size)
+
+    def __len__(self) -> int:
+        return max(0, self.stop - self.start)
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Spatial axis permutation then flips, applied identically to lr, hr and ref."""
+
+    perm: tuple[int, ...]
+    flips: tuple[int, ...]
+
+    def apply(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (C, *spatial)."""
+        x = x.permute(0, *(1 + a for a in self.perm))
+        return x.flip([1 + a for a in self.flips]) if self.flips else x
+
+
+def allowed_moves(hr_patch: Sequence[int], lr_patch: Sequence[int], convention: str) -> tuple[list[list[int]], list[int]]:
+    """(groups of interchangeable axes, flippable axes) for this patch geometry.
+
+    Axes may be swapped only when both their HR and LR sizes match. A flip keeps the
+    LR samples on the HR grid only for the centre convention (x = (i+½)s−½ is
+    symmetric under i → n−1−i); under the corner convention (x = i·s) a flipped
+    pair is offset by s−1 HR pixels, so degraded axes are not flipped there.
+    """
+    groups: dict[tuple[int, int], list[int]] = {}
+    for a, sizes in enumerate(zip(hr_patch, lr_patch)):
+        groups.setdefault(sizes, []).append(a)
+    flippable = [a for a, (h, l) in enumerate(zip(hr_patch, lr_patch)) if convention == "center" or h == l]
+    return list(groups.values()), flippable
+
+
+def augment_plan(seed: int, step: int, batch_size: int, hr_patch: Sequence[int], lr_patch: Sequence[int],
+                 convention: str) -> list[Augment]:
+    """One Augment per sample of step `step`'s batch."""
+    rng = np.random.default_rng([seed, STAGE_TRAIN, STREAM_AUGMENT, step])
+    groups, flippable = allowed_moves(hr_patch, lr_patch, convention)
+    plan = []
+    for _ in range(batch_size):
+        perm = list(range(len(hr_patch)))
+        for g in groups:
+            for src, dst in zip(g, rng.permutation(g)):
+                perm[src] = int(dst)
+        flips = tuple(a for a in flippable if rng.random() < 0.5)
+        plan.append(Augment(perm=tuple(perm), flips=flips))
+    return plan
+
+
+def augment_batch(batch: dict[str, torch.Tensor], plan: list[Augment]) -> dict[str, torch.Tensor]:
+    """Apply each sample's Augment to every key of a collated (B, C, *spatial) batch."""
+    return {k: torch.stack([aug.apply(x) for aug, x in zip(plan, v)]) for k, v in batch.items()}

@@ -1,0 +1,43 @@
+"""SIGTERM/SIGUSR1 (Slurm pre-emption, Snakemake cancel) → a flag the loop polls.
+
+The handler only sets a flag: saving a checkpoint from inside a signal handler could
+interrupt a half-finished optimizer step. The loop checks the flag between steps,
+saves ckpt/last.pt and exits with status 143 (128 + SIGTERM).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+EXIT_STATUS = 143
+
+
+class StopRequest:
+    """Context manager installing the handlers; restores the previous ones on exit."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, object] = {}
+
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.signum = signum
+
+    def __enter__(self) -> "StopRequest":
+        # Handlers can only be installed from the main thread; elsewhere (e.g. a
+        # notebook worker thread) training simply is not interruptible this way.
+        if threading.current_thread() is threading.main_thread():
+            for sig in STOP_SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()

@@ -1,0 +1,115 @@
+# Config validation and the small functions that turn config into rule arguments.
+import copy
+import json
+import sys
+
+import jsonschema
+import yaml
+from snakemake.utils import validate
+
+validate(config, "../schemas/config.schema.yaml")
+
+# `python -m mrisr` of the interpreter running Snakemake: works without activating the venv.
+MRISR = f"{sys.executable} -m mrisr"
+INTERPOLATIONS = {"bicubic", "tricubic"}
+TASK_OF_KIND = {"cine": "sisr2d", "multicontrast": "mcsr", "volume": "sisr3d"}
+SCALE_RE = r"[0-9]+(\.[0-9]+)?"
+
+wildcard_constraints:
+    dataset=r"[A-Za-z0-9_]+",
+    subject=r"[A-Za-z0-9_\-]+",
+    method=r"[a-z0-9_]+",
+    scale=SCALE_RE,
+    split="train|val|test",
+    task=r"[a-z0-9]+",
+    degradation=r"[a-z_]+(-hamming)?",
+
+
+def fmt_scale(s):
+    return f"{float(s):g}"
+
+
+def ds(name):
+    return config["datasets"][name]
+
+
+def task_of(dataset):
+    return TASK_OF_KIND[ds(dataset)["kind"]]
+
+
+def degradation_name(dataset):
+    d = ds(dataset)["degradation"]
+    return d["mode"] + ("-hamming" if d["window"] != "none" else "")
+
+
+def deep_merge(base, override):
+    out = copy.deepcopy(base)
+    for k, v in override.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+with open(workflow.source_path("../schemas/config.schema.yaml")) as _f:
+    _MODEL_SCHEMA = yaml.safe_load(_f)
+
+
+def model_config(dataset, method):
+    """The model's config with this dataset's overrides, re-validated after merging."""
+    if method not in config["models"]:
+        raise ValueError(f"config: dataset {dataset!r} lists method {method!r}, which is neither "
+                         f"an interpolation ({sorted(INTERPOLATIONS)}) nor a key of `models`")
+    merged = deep_merge(config["models"][method], ds(dataset).get("overrides", {}).get(method, {}))
+    schema = {"$defs": _MODEL_SCHEMA["$defs"], "$ref": "#/$defs/model"}
+    try:
+        jsonschema.validate(merged, schema)
+    except jsonschema.ValidationError as err:
+        raise ValueError(f"config: datasets.{dataset}.overrides.{method}: {err.message}") from None
+    return merged
+
+
+def check_config():
+    for name, d in config["datasets"].items():
+        for m in d["methods"]:
+            if m not in INTERPOLATIONS:
+                model_config(name, m)
+        if len(d["patches"]["hr_patch"]) != len(d["degradation"]["axes"]):
+            raise ValueError(f"config: datasets.{name}.patches.hr_patch needs one size per degraded axis "
+                             f"{d['degradation']['axes']}")
+        if d["kind"] == "multicontrast" and not d.get("reference"):
+            raise ValueError(f"config: datasets.{name}: kind multicontrast needs `reference`")
+
+
+check_config()
+
+
+def subjects(dataset):
+    """Subjects listed by the inventory checkpoint (re-evaluated once it has run)."""
+    with open(checkpoints.inventory.get(dataset=dataset).output[0]) as f:
+        return json.load(f)["subjects"]
+
+
+def series_of(dataset):
+    d = ds(dataset)
+    return [d["target"]] + ([d["reference"]] if d.get("reference") else [])
+
+
+def lr_dir(wc):
+    return f"results/{wc.dataset}/lr/{degradation_name(wc.dataset)}/x{wc.scale}"
+
+
+def all_lr(wc):
+    return expand("{dir}/{subject}.nii.gz", dir=lr_dir(wc), subject=subjects(wc.dataset))
+
+
+def experiments():
+    """(dataset, method, scale) of every evaluation the config asks for."""
+    return [(name, m, fmt_scale(s)) for name, d in config["datasets"].items()
+            for s in d["scales"] for m in d["methods"]]
+
+
+def eval_dir(dataset, method, scale):
+    return f"results/eval/{dataset}/{method}/x{scale}"
+
+
+def all_figures():
+    return sorted({f"results/tables/figures/{d}_x{s}.png" for d, _m, s in experiments()})

@@ -1,0 +1,31 @@
+# patches/ -> models/{dataset}/{method}/x{scale}/ (model.pt written last; ckpt/ survives failed jobs)
+
+
+def store(wc, split):
+    return f"results/{wc.dataset}/patches/{task_of(wc.dataset)}-x{wc.scale}_{split}.h5"
+
+
+rule train:
+    input:
+        train=lambda wc: store(wc, "train"),
+        val=lambda wc: store(wc, "val"),
+    output:
+        model="results/models/{dataset}/{method}/x{scale}/model.pt",
+        log_csv="results/models/{dataset}/{method}/x{scale}/log.csv",
+        card="results/models/{dataset}/{method}/x{scale}/card.md",
+    params:
+        # Only this (dataset, method) entry: editing another model's config never retrains this one.
+        cfg=lambda wc: json.dumps(model_config(wc.dataset, wc.method), sort_keys=True),
+        seed=config["seed"],
+        device=config["device"],
+    threads: workflow.cores
+    resources:
+        gpu=lambda wc: 1 if config["device"] == "cuda" else 0,
+    log:
+        "logs/train/{dataset}/{method}/x{scale}.log",
+    benchmark:
+        "benchmarks/train/{dataset}/{method}/x{scale}.tsv"
+    shell:
+        "{MRISR} train --model-config {params.cfg:q} --train {input.train} --val {input.val}"
+        " --out-dir results/models/{wildcards.dataset}/{wildcards.method}/x{wildcards.scale}"
+        " --seed {params.seed} --device {params.device} --threads {threads} > {log} 2>&1"
