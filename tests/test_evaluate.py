@@ -174,7 +174,7 @@ def test_evaluate_bicubic_end_to_end(tmp_path):
     for r in rows:  # independent recomputation with scikit-image
         hr, lr, grid = fake["hrs"][r["subject"]]
         sr = np.clip(cubic_upsample(lr, grid), 0, 1)
-        assert float(r["psnr"]) == pytest.approx(peak_signal_noise_ratio(hr, sr, data_range=1), abs=1e-9)
+        assert float(r["psnr"]) == pytest.approx(peak_signal_noise_ratio(hr.astype(np.float64), sr.astype(np.float64), data_range=1), abs=1e-9)
         per_image = [sk_ssim2d(sr[:, :, k, t].astype(np.float64), hr[:, :, k, t].astype(np.float64))
                      for k in range(hr.shape[2]) for t in range(hr.shape[3])]
         assert float(r["ssim"]) == pytest.approx(np.mean(per_image), abs=1e-9)
@@ -218,7 +218,7 @@ def test_evaluate_model_with_reference(tmp_path, monkeypatch):
     """Model path through a stand-in mrisr.models (load_model / count_parameters)."""
     fake = write_fake_dataset(tmp_path, ref_series="t1")
     stub = types.ModuleType("mrisr.models")
-    stub.load_model = lambda path, device="cpu": RefEcho() if "ref" in str(path) else NearestUp(2)
+    stub.load_model = lambda path, device="cpu": RefEcho() if "ref" in Path(path).name else NearestUp(2)
     stub.count_parameters = lambda m: sum(p.numel() for p in m.parameters())
     monkeypatch.setitem(sys.modules, "mrisr.models", stub)
     model_file = tmp_path / "model_ref.pt"

@@ -165,3 +165,12 @@ def test_bad_config_type_fails_with_its_name(tmp_path: Path) -> None:
     assert run.returncode != 0
     out = run.stdout + run.stderr
     assert "steps" in out and "many" in out
+
+
+@pytest.mark.slow
+def test_html_report_embeds_tables_and_figures(pipeline: Path) -> None:
+    report = pipeline / "results/report.html"
+    run = snakemake(pipeline, TINY, "--report", str(report))
+    assert run.returncode == 0, run.stderr[-3000:]
+    html = report.read_text(errors="replace")
+    assert "summary.csv" in html and "tiny_cine_x2.png" in html

@@ -5,8 +5,22 @@ import sys
 
 import jsonschema
 import yaml
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+with open(workflow.source_path("../schemas/config.schema.yaml")) as _f:
+    _SCHEMA = yaml.safe_load(_f)
+
+
+def _check_schema(cfg):
+    """One line naming the offending key (jsonschema's best match), before Snakemake's
+    validate() fills in the defaults."""
+    err = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(_SCHEMA).iter_errors(cfg))
+    if err is not None:
+        raise WorkflowError(f"config error at {err.json_path}: {err.message}")
+
+
+_check_schema(config)
 validate(config, "../schemas/config.schema.yaml")
 
 # `python -m mrisr` of the interpreter running Snakemake: works without activating the venv.
@@ -49,17 +63,13 @@ def deep_merge(base, override):
     return out
 
 
-with open(workflow.source_path("../schemas/config.schema.yaml")) as _f:
-    _MODEL_SCHEMA = yaml.safe_load(_f)
-
-
 def model_config(dataset, method):
     """The model's config with this dataset's overrides, re-validated after merging."""
     if method not in config["models"]:
         raise ValueError(f"config: dataset {dataset!r} lists method {method!r}, which is neither "
                          f"an interpolation ({sorted(INTERPOLATIONS)}) nor a key of `models`")
     merged = deep_merge(config["models"][method], ds(dataset).get("overrides", {}).get(method, {}))
-    schema = {"$defs": _MODEL_SCHEMA["$defs"], "$ref": "#/$defs/model"}
+    schema = {"$defs": _SCHEMA["$defs"], "$ref": "#/$defs/model"}
     try:
         jsonschema.validate(merged, schema)
     except jsonschema.ValidationError as err:

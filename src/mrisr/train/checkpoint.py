@@ -46,7 +46,8 @@ def restore_rng_states(states: dict) -> None:
 
 
 def save_checkpoint(path: Path, *, fingerprint: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    scheduler, step: int, best_psnr: float, best_step: int, elapsed_s: float) -> None:
+                    scheduler, step: int, best_psnr: float, best_step: int, elapsed_s: float,
+                    last_val_psnr: float | None) -> None:
     state = {
         "format": CKPT_FORMAT,
         "fingerprint": fingerprint,
@@ -57,6 +58,7 @@ def save_checkpoint(path: Path, *, fingerprint: str, model: torch.nn.Module, opt
         "best_psnr": float(best_psnr),
         "best_step": int(best_step),
         "elapsed_s": float(elapsed_s),
+        "last_val_psnr": None if last_val_psnr is None else float(last_val_psnr),
         "rng": rng_states(),
     }
     with atomic_path(path) as tmp:

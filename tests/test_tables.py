@@ -1,0 +1,129 @@
+"""Summary tables and figures from hand-written evaluation folders."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib.image as mpimg
+import numpy as np
+import pandas as pd
+import pytest
+
+from mrisr.errors import InputError
+from mrisr.evaluate.figures import comparison_figure, metric_plot
+from mrisr.evaluate.tables import SUMMARY_COLUMNS, collect, summarize, write_tables
+
+# (dataset, task, scale, method): {subject: (psnr, ssim, nmse)}
+EXPERIMENTS = {
+    ("synth_cine", "cine2d", 2.0, "srcnn"): {"a": (30.0, 0.90, 0.010), "b": (32.0, 0.94, 0.006), "c": (31.0, 0.92, 0.008)},
+    ("synth_cine", "cine2d", 2.0, "bicubic"): {"a": (28.0, 0.85, 0.020), "b": (29.0, 0.88, 0.015), "c": (30.0, 0.86, 0.011)},
+    ("synth_cine", "cine2d", 4.0, "bicubic"): {"a": (24.5, 0.70, 0.050)},
+    ("synth_cine", "cine2d", 4.0, "SRCNN"): {"a": (24.0, 0.72, 0.040)},
+}
+
+
+def write_eval_dir(root: Path, key, subjects, seed=0) -> Path:
+    dataset, task, scale, method = key
+    d = root / dataset / method.lower() / f"x{scale:g}"
+    d.mkdir(parents=True)
+    lines = ["subject,psnr,ssim,nmse"] + [f"{s},{p!r},{q!r},{n!r}" for s, (p, q, n) in subjects.items()]
+    (d / "metrics.csv").write_text("\n".join(lines) + "\n")
+    meta = {"dataset": dataset, "task": task, "scale": scale, "method": method, "n_params": 0, "model": None}
+    (d / "meta.json").write_text(json.dumps(meta))
+    rng = np.random.default_rng(seed)
+    hr = rng.random((20, 16)).astype(np.float32)
+    np.savez(d / "example.npz", hr=hr, lr=hr.round(1), sr=np.clip(hr + 0.05 * rng.standard_normal(hr.shape), 0, 1))
+    return d
+
+
+@pytest.fixture
+def eval_dirs(tmp_path) -> list[Path]:
+    return [write_eval_dir(tmp_path / "eval", k, v, seed=i) for i, (k, v) in enumerate(EXPERIMENTS.items())]
+
+
+def test_collect_long_rows(eval_dirs):
+    rows = collect(eval_dirs)
+    assert len(rows) == 3 * (3 + 3 + 1 + 1)
+    assert set(rows["method"]) == {"srcnn", "bicubic"}  # lower case
+    assert set(rows["scale"]) == {"2", "4"}
+
+
+def test_summary_means_and_stds_by_hand(eval_dirs):
+    s = summarize(eval_dirs)
+    assert list(s.columns) == SUMMARY_COLUMNS
+    assert len(s) == 4 * 3
+    # sorted by dataset, task, numeric scale, method, metric
+    assert list(zip(s["scale"], s["method"], s["metric"]))[:4] == [
+        ("2", "bicubic", "nmse"), ("2", "bicubic", "psnr"), ("2", "bicubic", "ssim"), ("2", "srcnn", "nmse")]
+    row = s[(s.scale == "2") & (s.method == "srcnn") & (s.metric == "psnr")].iloc[0]
+    assert row["mean"] == pytest.approx(31.0) and row["std"] == pytest.approx(1.0) and row["n"] == 3
+    row = s[(s.scale == "2") & (s.method == "bicubic") & (s.metric == "nmse")].iloc[0]
+    vals = [0.020, 0.015, 0.011]
+    m = sum(vals) / 3
+    assert row["mean"] == pytest.approx(m)
+    assert row["std"] == pytest.approx((sum((v - m) ** 2 for v in vals) / 2) ** 0.5)  # ddof = 1
+    single = s[(s.scale == "4") & (s.metric == "ssim")]
+    assert list(single["std"]) == [0.0, 0.0] and list(single["n"]) == [1, 1]
+
+
+def test_scale_sorted_numerically(tmp_path):
+    dirs = [write_eval_dir(tmp_path, ("d", "t", sc, "bicubic"), {"a": (1.0, 0.5, 0.1)}) for sc in (10.0, 2.5, 3.0)]
+    assert list(dict.fromkeys(summarize(dirs)["scale"])) == ["2.5", "3", "10"]
+
+
+def test_write_tables_csv_and_markdown(eval_dirs, tmp_path):
+    out = tmp_path / "tables"
+    write_tables(eval_dirs, out)
+    back = pd.read_csv(out / "summary.csv", dtype={"scale": str})
+    expected = summarize(eval_dirs)
+    assert list(back.columns) == SUMMARY_COLUMNS
+    np.testing.assert_array_equal(back["mean"].to_numpy(), expected["mean"].to_numpy())  # full precision
+    md = (out / "summary.md").read_text()
+    psnr_table = md.split("PSNR")[1].split("##")[0]
+    lines = [l for l in psnr_table.splitlines() if l.startswith("|")]
+    assert lines[0] == "| method | synth_cine ×2 | synth_cine ×4 |"
+    assert lines[2].startswith("| bicubic |") and lines[3].startswith("| srcnn |")  # bicubic first
+    assert lines[2] == "| bicubic | 29.00 ± 1.00 | **24.50 ± 0.00** |"
+    assert lines[3] == "| srcnn | **31.00 ± 1.00** | 24.00 ± 0.00 |"
+    nmse_table = md.split("NMSE")[1].split("##")[0]
+    assert "| srcnn | **0.0080 ± 0.0020** | **0.0400 ± 0.0000** |" in nmse_table  # min is best
+    ssim_table = md.split("SSIM")[1].split("##")[0]
+    assert "| srcnn | **0.9200 ± 0.0200** | **0.7200 ± 0.0000** |" in ssim_table
+    assert not list(out.glob(".*tmp*"))  # no temporaries left behind
+
+
+def test_markdown_is_built_from_summary_csv(eval_dirs, tmp_path):
+    """Editing nothing but the CSV must be reflected: the md reads the CSV back."""
+    from mrisr.evaluate.tables import read_summary, summary_markdown
+
+    out = tmp_path / "tables"
+    write_tables(eval_dirs, out)
+    df = read_summary(out / "summary.csv")
+    assert summary_markdown(df) == (out / "summary.md").read_text()
+
+
+def test_missing_files_raise_input_error(eval_dirs, tmp_path):
+    (eval_dirs[0] / "metrics.csv").unlink()
+    with pytest.raises(InputError, match="metrics.csv"):
+        summarize(eval_dirs)
+    with pytest.raises(InputError, match="duplicates"):
+        summarize([eval_dirs[1], eval_dirs[1]])
+
+
+def test_comparison_figure_png(eval_dirs, tmp_path):
+    png = tmp_path / "figs" / "synth_cine_x2.png"
+    comparison_figure([eval_dirs[0], eval_dirs[1]], png, title="synth_cine ×2")
+    img = mpimg.imread(png)
+    assert img.ndim == 3 and img.shape[1] > img.shape[0] > 100  # wide strip of panels
+    assert img.std() > 0.05  # not blank
+
+
+def test_metric_plot_png(eval_dirs, tmp_path):
+    write_tables(eval_dirs, tmp_path / "t")
+    png = tmp_path / "figs" / "psnr.png"
+    metric_plot(tmp_path / "t" / "summary.csv", png, metric="psnr")
+    img = mpimg.imread(png)
+    assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 100
+    with pytest.raises(InputError, match="no rows"):
+        metric_plot(tmp_path / "t" / "summary.csv", png, metric="lpips")
