@@ -22,14 +22,21 @@ from mrisr.degrade import degrade_array, kspace_lowpass
 GOAL = 1.3
 
 
-def best_time(fn: Callable[[], object], repeats: int) -> float:
-    """Best wall time of `repeats` calls (best, not mean: the least-disturbed run)."""
-    times = []
+def best_times(cases: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Best wall time of each case over `repeats` rounds.
+
+    Rounds interleave the cases so that load from other processes hits them
+    alike, and the best (not the mean) is the least-disturbed run.
+    """
+    for fn in cases.values():
+        fn()  # warm-up: FFT plans, thread pool, page faults
+    best = {name: float("inf") for name in cases}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+        for name, fn in cases.items():
+            t0 = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - t0)
+    return best
 
 
 def main() -> None:
@@ -46,16 +53,15 @@ def main() -> None:
         return scipy.fft.irfftn(spec, s=x.shape, axes=axes, workers=-1, overwrite_x=True)
 
     cases = {
+        "reference rfftn+irfftn": reference,
         "degrade_array truncate x2": lambda: degrade_array(x, "truncate", 2, axes),
         "kspace_lowpass x2": lambda: kspace_lowpass(x, 2, axes),
     }
-    reference()  # warm-up: FFT plans, thread pool, page faults
-    ref_t = best_time(reference, args.repeats)
+    times = best_times(cases, args.repeats)
+    ref_t = times.pop("reference rfftn+irfftn")
     print(f"volume {x.shape} float32, best of {args.repeats}")
     print(f"{'reference rfftn+irfftn':30s} {ref_t * 1e3:9.1f} ms")
-    for name, fn in cases.items():
-        fn()
-        t = best_time(fn, args.repeats)
+    for name, t in times.items():
         ratio = t / ref_t
         verdict = "ok" if ratio <= GOAL else f"above goal {GOAL}"
         print(f"{name:30s} {t * 1e3:9.1f} ms   ratio {ratio:5.2f}  ({verdict})")

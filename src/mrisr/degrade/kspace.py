@@ -1,9 +1,13 @@
 """k-space low-pass filtering and truncation with real-input FFTs.
 
 Both operations keep the central lr_size(n, scale) frequencies of every listed
-axis.  They use scipy.fft.rfftn/irfftn (half spectrum, float32 → complex64,
-multi-threaded), which is several times faster than complex numpy.fft on the
-same data and halves the memory.
+axis.  They use scipy.fft real-input transforms (half spectrum, float32 →
+complex64, multi-threaded), several times faster than complex numpy.fft and
+half the memory, and prune: the forward transform goes one axis at a time and
+drops the out-of-band bins before the next axis, and the low-pass inverse
+transforms zero-padded bands the same way.  On 256³ at scale 2 truncation
+takes ~0.3× and the low-pass ~0.6× the time of a bare rfftn + irfftn
+(bench/degrade.py).
 
 Even band widths m have a lone Nyquist bin ±m/2.  Both operations split it
 evenly between +m/2 and -m/2 so that the result stays real and symmetric:
@@ -71,37 +75,64 @@ def _real_dtype(x: np.ndarray) -> type:
     return np.float64 if np.asarray(x).dtype == np.float64 else np.float32
 
 
-def _index(ndim: int, axis: int, sel: slice | int) -> tuple:
+def _index(axis: int, sel: slice | int) -> tuple:
     return (slice(None),) * axis + (sel,)
 
 
-def _reshape_along(w: np.ndarray, axis: int, ndim: int, dtype: type) -> np.ndarray:
+def _along(w: np.ndarray, axis: int, ndim: int, dtype: type) -> np.ndarray:
+    """1D weights shaped to broadcast along `axis` of an ndim array."""
     shape = [1] * ndim
     shape[axis] = w.size
     return w.astype(dtype).reshape(shape)
 
 
-def _weight_spectrum_axis(spec: np.ndarray, axis: int, n: int, m: int, half: bool, window: str) -> None:
-    """In place: zero the bins beyond the band on one axis, halve the ±m/2 bins
-    (even m) and apply the window.  Slices only, so the cost is a memset plus
-    the few planes that actually change."""
-    nd = spec.ndim
-    hi = m // 2  # highest kept |f| on either side
-    stop = spec.shape[axis] if half else n - hi
-    spec[_index(nd, axis, slice(hi + 1, stop))] = 0
-    rdtype = spec.real.dtype.type
-    if window == "none":
-        if m % 2 == 0:
-            spec[_index(nd, axis, hi)] *= rdtype(0.5)
-            if not half:
-                spec[_index(nd, axis, n - hi)] *= rdtype(0.5)
-        return
-    freqs = fft_freqs(n, half)
-    w = band_weights(freqs, m) * window_weights(freqs, m, window)
-    segments = [slice(0, hi + 1)] if half else [slice(0, hi + 1), slice(n - hi, n)]
-    for seg in segments:
-        if seg.stop > seg.start:
-            spec[_index(nd, axis, seg)] *= _reshape_along(w[seg], axis, nd, rdtype)
+def _band_freqs(m: int, half: bool) -> np.ndarray:
+    """Frequencies of the band bins as _band_spectrum orders them: 0..⌊m/2⌋ and,
+    on full axes, then -⌊m/2⌋..-1 (for even m both ±m/2 are present)."""
+    hi = m // 2
+    pos = np.arange(hi + 1)
+    return pos if half else np.concatenate([pos, np.arange(-hi, 0)])
+
+
+def _band_spectrum(x: np.ndarray, sizes: dict[int, tuple[int, int]], active: list[int], workers: int) -> np.ndarray:
+    """Spectrum of x restricted to |f| ≤ m/2 on every active axis, computed by a
+    pruned FFT: a 1D transform per axis, each followed at once by dropping the
+    bins outside the band, so later axes transform only what is kept (the
+    half-spectrum axis first, as a real FFT)."""
+    last = active[-1]
+    spec = scipy.fft.rfft(x, axis=last, workers=workers)
+    spec = spec[_index(last, slice(0, sizes[last][1] // 2 + 1))]
+    for a in reversed(active[:-1]):
+        n, m = sizes[a]
+        spec = scipy.fft.fft(spec, axis=a, workers=workers, overwrite_x=True)
+        hi = m // 2
+        spec = np.concatenate([spec[_index(a, slice(0, hi + 1))], spec[_index(a, slice(n - hi, n))]], axis=a)
+    return spec
+
+
+def _unprune_inverse(band: np.ndarray, sizes: dict[int, tuple[int, int]], active: list[int], workers: int) -> np.ndarray:
+    """Inverse of _band_spectrum onto the full HR grid, the dropped bins being
+    zero: per full axis, zero-pad back to n and inverse FFT; finally irfft, which
+    zero-pads the half axis itself."""
+    spec = band
+    for a in active[:-1]:
+        n, m = sizes[a]
+        hi = m // 2
+        shape = list(spec.shape)
+        shape[a] = n
+        padded = np.zeros(shape, dtype=spec.dtype)
+        padded[_index(a, slice(0, hi + 1))] = spec[_index(a, slice(0, hi + 1))]
+        padded[_index(a, slice(n - hi, n))] = spec[_index(a, slice(hi + 1, 2 * hi + 1))]
+        spec = scipy.fft.ifft(padded, axis=a, workers=workers, overwrite_x=True)
+    last = active[-1]
+    return scipy.fft.irfft(spec, n=sizes[last][0], axis=last, workers=workers)
+
+
+def _active_axes(x: np.ndarray, scale: float, axes: tuple[int, ...]) -> tuple[dict[int, tuple[int, int]], list[int]]:
+    """(n, m) per listed axis, and the axes where the band is narrower than the
+    axis (the others are left alone: their filter would be the identity)."""
+    sizes = {a: (x.shape[a], lr_size(x.shape[a], scale)) for a in axes}
+    return sizes, [a for a in axes if sizes[a][1] < sizes[a][0]]
 
 
 def kspace_lowpass(
@@ -116,36 +147,33 @@ def kspace_lowpass(
     x = np.asarray(x)
     axes = normalize_axes(axes, x.ndim)
     dtype = _real_dtype(x)
-    sizes = {a: (x.shape[a], lr_size(x.shape[a], scale)) for a in axes}
-    active = [a for a in axes if sizes[a][1] < sizes[a][0]]
+    sizes, active = _active_axes(x, scale, axes)
     if not active:
         return np.array(x, dtype=dtype, copy=True)
-    spec = scipy.fft.rfftn(x.astype(dtype, copy=False), axes=active, workers=workers)
+    band = _band_spectrum(x.astype(dtype, copy=False), sizes, active, workers)
+    rdtype = band.real.dtype.type
     for a in active:
-        n, m = sizes[a]
-        _weight_spectrum_axis(spec, a, n, m, half=(a == active[-1]), window=window)
-    s = [x.shape[a] for a in active]
-    return scipy.fft.irfftn(spec, s=s, axes=active, workers=workers, overwrite_x=True)
+        m = sizes[a][1]
+        freqs = _band_freqs(m, half=(a == active[-1]))
+        w = band_weights(freqs, m) * window_weights(freqs, m, window)
+        if np.any(w != 1.0):
+            band *= _along(w, a, band.ndim, rdtype)
+    return _unprune_inverse(band, sizes, active, workers)
 
 
-def _lr_bins(n: int, m: int, nyquist_positive: bool) -> np.ndarray:
-    """HR FFT index of each LR FFT bin (LR order: 0..⌈m/2⌉-1, -⌊m/2⌋..-1).
-    For even m the LR Nyquist bin is taken from HR -m/2 or +m/2."""
-    idx = np.concatenate([np.arange((m + 1) // 2), np.arange(n - m // 2, n)])
-    if nyquist_positive and m % 2 == 0:
-        idx[m // 2] = m // 2
-    return idx
+def _lr_order(m: int, nyquist_positive: bool) -> np.ndarray:
+    """Positions in the band (as _band_freqs orders it) of the LR FFT bins
+    0..⌈m/2⌉-1, -⌊m/2⌋..-1.  For even m the LR Nyquist bin is taken from the
+    band's -m/2 or +m/2."""
+    hi = m // 2
+    if m % 2:
+        return np.arange(m)
+    first = hi if nyquist_positive else hi + 1
+    return np.concatenate([np.arange(hi), [first], np.arange(hi + 2, 2 * hi + 1)])
 
 
-def _gather(spec: np.ndarray, bins: dict[int, np.ndarray]) -> np.ndarray:
-    out = spec
-    for axis, idx in bins.items():
-        out = np.take(out, idx, axis=axis)
-    return out
-
-
-def _crop_spectrum(spec: np.ndarray, sizes: dict[int, tuple[int, int]], active: list[int]) -> np.ndarray:
-    """LR half spectrum of the centre crop.
+def _crop_band(band: np.ndarray, sizes: dict[int, tuple[int, int]], active: list[int]) -> np.ndarray:
+    """LR half spectrum of the centre crop, from the band spectrum.
 
     The complex recipe's real part is the average of two crops: one taking every
     LR Nyquist bin from HR -m/2, one from HR +m/2 (they differ only on those
@@ -153,22 +181,23 @@ def _crop_spectrum(spec: np.ndarray, sizes: dict[int, tuple[int, int]], active: 
     only the Hermitian part of its DC and Nyquist planes; that symmetrisation
     supplies the -m/2 half there, so the B crop alone is used on that plane.
     """
+    even = [a for a in active[:-1] if sizes[a][1] % 2 == 0]
+    if not even:
+        return band  # odd band widths: the band is already the LR spectrum, in LR order
+    crop_b = band
+    crop_a = band
+    for a in even:
+        m = sizes[a][1]
+        crop_b = np.take(crop_b, _lr_order(m, nyquist_positive=True), axis=a)
+        crop_a = np.take(crop_a, _lr_order(m, nyquist_positive=False), axis=a)
     last = active[-1]
-    n_last, m_last = sizes[last]
-    view = spec[_index(spec.ndim, last, slice(0, m_last // 2 + 1))]
-    full_axes = active[:-1]
-    bins_b = {a: _lr_bins(*sizes[a], nyquist_positive=True) for a in full_axes}
-    bins_a = {a: _lr_bins(*sizes[a], nyquist_positive=False) for a in full_axes}
-    crop = _gather(view, bins_b)
-    if all(np.array_equal(bins_a[a], bins_b[a]) for a in full_axes):
-        return crop
-    other = _gather(view, bins_a)
+    m_last = sizes[last][1]
     if m_last % 2 == 0:
-        nyq = _index(spec.ndim, last, m_last // 2)
-        other[nyq] = crop[nyq]
-    other += crop
-    other *= other.real.dtype.type(0.5)
-    return other
+        nyq = _index(last, m_last // 2)
+        crop_a[nyq] = crop_b[nyq]
+    crop_a += crop_b
+    crop_a *= crop_a.real.dtype.type(0.5)
+    return crop_a
 
 
 def kspace_truncate(
@@ -181,13 +210,10 @@ def kspace_truncate(
     x = np.asarray(x)
     axes = normalize_axes(axes, x.ndim)
     dtype = _real_dtype(x)
-    sizes = {a: (x.shape[a], lr_size(x.shape[a], scale)) for a in axes}
-    active = [a for a in axes if sizes[a][1] < sizes[a][0]]
+    sizes, active = _active_axes(x, scale, axes)
     if not active:
         return np.array(x, dtype=dtype, copy=True)
-    spec = scipy.fft.rfftn(x.astype(dtype, copy=False), axes=active, workers=workers)
-    lr_spec = _crop_spectrum(spec, sizes, active)
-    del spec
+    lr_spec = _crop_band(_band_spectrum(x.astype(dtype, copy=False), sizes, active, workers), sizes, active)
     rdtype = lr_spec.real.dtype.type
     gain = float(np.prod([m / n for n, m in sizes.values()]))
     lr_spec *= rdtype(gain)
@@ -195,6 +221,6 @@ def kspace_truncate(
         for a in active:
             m = sizes[a][1]
             freqs = fft_freqs(m, half=(a == active[-1]))
-            lr_spec *= _reshape_along(window_weights(freqs, m, window), a, lr_spec.ndim, rdtype)
+            lr_spec *= _along(window_weights(freqs, m, window), a, lr_spec.ndim, rdtype)
     s = [sizes[a][1] for a in active]
     return scipy.fft.irfftn(lr_spec, s=s, axes=active, workers=workers, overwrite_x=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from mrisr.degrade.pipeline import sidecar_path
+from mrisr.degrade.pipeline import meta_fields, sidecar_path
 from mrisr.io import read_nifti, write_json, write_nifti
 from mrisr.io.nifti import spacing_of
 
@@ -125,6 +125,7 @@ def apply_motion(volume: np.ndarray, spacing: tuple[float, float, float], params
 def motion_file(hr_path: Path, out_path: Path, ranges: dict, seed: int, subject: str, meta: dict) -> None:
     """Move one prepared 3D series; write the moved NIfTI, then the sidecar with
     the drawn parameters last."""
+    meta_fields(meta, ("dataset", "series"))  # fail before any work
     volume, affine = read_nifti(hr_path, ndim=3, canonical=False)
     resolved = resolve_ranges(ranges)
     params = draw_motion(motion_rng(seed, subject), resolved)
@@ -133,9 +134,8 @@ def motion_file(hr_path: Path, out_path: Path, ranges: dict, seed: int, subject:
     write_json(
         sidecar_path(out_path),
         {
-            "dataset": meta["dataset"],
+            **meta_fields(meta, ("dataset", "series")),
             "subject": subject,
-            "series": meta["series"],
             "hr_source": str(hr_path),
             "seed": int(seed),
             "ranges": {k: list(v) for k, v in resolved.items()},

@@ -88,6 +88,14 @@ def sidecar_path(nifti_path: Path) -> Path:
     raise ValueError(f"{nifti_path}: expected a .nii or .nii.gz path")
 
 
+def meta_fields(meta: dict, keys: tuple[str, ...]) -> dict:
+    """The identifying keys a sidecar copies from `meta`; all must be present."""
+    missing = [k for k in keys if k not in meta]
+    if missing:
+        raise ValueError(f"meta lacks {missing}; expected keys {list(keys)}")
+    return {k: meta[k] for k in keys}
+
+
 def degrade_file(
     hr_path: Path, out_path: Path, mode: str, scale: float, axes: tuple[int, ...], window: str, meta: dict
 ) -> None:
@@ -95,6 +103,7 @@ def degrade_file(
     (so a present sidecar means a complete LR image)."""
     check_mode(mode)
     check_window(window)
+    meta_fields(meta, ("dataset", "subject", "series"))  # fail before any work
     x, affine = read_nifti(hr_path, ndim=(3, 4), canonical=False)
     bad = [a for a in axes if a not in SPATIAL_AXES]
     if bad:
@@ -104,9 +113,7 @@ def degrade_file(
     write_json(
         sidecar_path(out_path),
         {
-            "dataset": meta["dataset"],
-            "subject": meta["subject"],
-            "series": meta["series"],
+            **meta_fields(meta, ("dataset", "subject", "series")),
             "hr_source": str(hr_path),
             "hr_shape": list(x.shape),
             "lr_shape": list(lr.shape),

@@ -27,6 +27,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     suffix = "".join(path.suffixes)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
     os.close(fd)
+    # mkstemp creates mode 0600; outputs must be readable like any other file (shared clusters).
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     tmp_path = Path(tmp)
     try:
         yield tmp_path

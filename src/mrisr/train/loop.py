@@ -32,7 +32,7 @@ from mrisr.train.config import TrainConfig, fingerprint
 from mrisr.train.log import TrainLog
 from mrisr.train.losses import compute_loss, psnr_per_sample
 from mrisr.train.sampler import StepBatchSampler, augment_batch, augment_plan
-from mrisr.train.signals import EXIT_STATUS, StopRequest
+from mrisr.train.signals import EXIT_STATUS, StopRequest, ignore_stop_signals_in_worker
 
 GEOMETRY_ATTRS = ("task", "scale", "dims", "grid_convention", "hr_patch", "lr_patch")
 
@@ -222,12 +222,12 @@ class Trainer:
     def train_loader(self) -> DataLoader:
         sampler = StepBatchSampler(self.seed, len(self.train_ds), self.cfg.batch_size, self.progress.step, self.cfg.steps)
         return DataLoader(self.train_ds, batch_sampler=sampler, num_workers=self.cfg.num_workers,
-                          pin_memory=self.device.type == "cuda")
+                          pin_memory=self.device.type == "cuda", worker_init_fn=ignore_stop_signals_in_worker)
 
     def val_loader(self) -> DataLoader:
         return DataLoader(self.val_ds, batch_size=self.cfg.batch_size, shuffle=False,
                           num_workers=self.cfg.num_workers, persistent_workers=self.cfg.num_workers > 0,
-                          pin_memory=self.device.type == "cuda")
+                          pin_memory=self.device.type == "cuda", worker_init_fn=ignore_stop_signals_in_worker)
 
     # -- one step ----------------------------------------------------------------------------
     def prepare_batch(self, batch: dict, step: int) -> dict:
@@ -235,7 +235,7 @@ class Trainer:
         if self.cfg.augment:
             plan = augment_plan(self.seed, step, len(batch["hr"]), self.attrs["hr_patch"], self.attrs["lr_patch"],
                                 self.attrs["grid_convention"])
-            batch = augment_batch(batch, plan)
+            batch = augment_batch(batch, plan, (self.attrs["hr_patch"], self.attrs["lr_patch"]))
         return to_device(batch, self.device, self.fmt)
 
     def optimizer_step(self, batch: dict) -> tuple[torch.Tensor, float]:
@@ -258,45 +258,52 @@ class Trainer:
 
     # -- the run -----------------------------------------------------------------------------
     def run(self) -> Path:
-        if self.paths.model.exists():
-            self.paths.model.unlink()  # an old model.pt beside a new run would look complete
-        self.resume_if_possible()
+        # Handlers first: a signal during set-up or the baseline pass still ends in a checkpoint.
+        with StopRequest() as stop:
+            if self.paths.model.exists():
+                self.paths.model.unlink()  # an old model.pt beside a new run would look complete
+            self.resume_if_possible()
+            val_loader = self.val_loader()
+            baseline = cubic_psnr(val_loader, self.attrs, self.cfg)
+            t0, elapsed0 = time.monotonic(), self.progress.elapsed_s
+
+            def elapsed() -> float:
+                return elapsed0 + time.monotonic() - t0
+
+            with TrainLog(self.paths.log, self.progress.step) as log:
+                self.steps(stop, log, val_loader, baseline, elapsed)
+            # A signal from here on is not acted upon: the remaining writes take a moment
+            # and the run is then complete (exit 0 with every output in place).
+            return self.finish(val_loader, baseline, elapsed())
+
+    def steps(self, stop: StopRequest, log: TrainLog, val_loader: DataLoader, baseline: float | None,
+              elapsed) -> None:
+        """Optimizer steps from the current step to cfg.steps, with validation, logging, checkpoints."""
         cfg, prog = self.cfg, self.progress
-        val_loader = self.val_loader()
-        baseline = cubic_psnr(val_loader, self.attrs, cfg)
-        t0, elapsed0 = time.monotonic(), prog.elapsed_s
-
-        def elapsed() -> float:
-            return elapsed0 + time.monotonic() - t0
-
-        with StopRequest() as stop, TrainLog(self.paths.log, prog.step) as log:
-            bar = tqdm(total=cfg.steps, initial=prog.step, file=sys.stderr, disable=not sys.stderr.isatty(),
-                       dynamic_ncols=True, desc=f"train {self.arch}")
-            window: list[torch.Tensor] = []
-            batches = iter(self.train_loader()) if prog.step < cfg.steps else iter(())
-            for step in range(prog.step + 1, cfg.steps + 1):
-                if stop.requested:
-                    self.stop_now(stop, log, window, elapsed())
-                loss, lr = self.optimizer_step(self.prepare_batch(next(batches), step - 1))
-                prog.step = step
-                window.append(loss)
-                bar.update(1)
-                is_val = step % cfg.val_every == 0 or step == cfg.steps
-                is_ckpt = step % cfg.ckpt_every == 0 or step == cfg.steps
-                val = self.validate_and_keep_best(val_loader, baseline) if is_val else None
-                if is_val or is_ckpt or step % cfg.log_every == 0:
-                    mean_loss = window_mean(window, step)
-                    bar.set_postfix(loss=f"{mean_loss:.4f}")
-                    log.write(step, mean_loss, lr, val, elapsed())
-                    window = []
-                if is_ckpt:
-                    self.save_last(elapsed())
-                if stop.requested:
-                    self.stop_now(stop, log, window, elapsed())
-            bar.close()
+        bar = tqdm(total=cfg.steps, initial=prog.step, file=sys.stderr, disable=not sys.stderr.isatty(),
+                   dynamic_ncols=True, desc=f"train {self.arch}")
+        window: list[torch.Tensor] = []
+        batches = iter(self.train_loader()) if prog.step < cfg.steps else iter(())
+        for step in range(prog.step + 1, cfg.steps + 1):
             if stop.requested:
                 self.stop_now(stop, log, window, elapsed())
-        return self.finish(val_loader, baseline, elapsed())
+            loss, lr = self.optimizer_step(self.prepare_batch(next(batches), step - 1))
+            prog.step = step
+            window.append(loss)
+            bar.update(1)
+            is_val = step % cfg.val_every == 0 or step == cfg.steps
+            is_ckpt = step % cfg.ckpt_every == 0 or step == cfg.steps
+            val = self.validate_and_keep_best(val_loader, baseline) if is_val else None
+            if is_val or is_ckpt or step % cfg.log_every == 0:
+                mean_loss = window_mean(window, step)
+                bar.set_postfix(loss=f"{mean_loss:.4f}")
+                log.write(step, mean_loss, lr, val, elapsed())
+                window = []
+            if is_ckpt:
+                self.save_last(elapsed())
+        bar.close()
+        if stop.requested:
+            self.stop_now(stop, log, window, elapsed())
 
     def stop_now(self, stop: StopRequest, log: TrainLog, window: list[torch.Tensor], elapsed_s: float) -> None:
         """Checkpoint and leave with a non-zero status (SIGTERM/SIGUSR1 arrived)."""

@@ -59,9 +59,10 @@ class Augment:
     flips: tuple[int, ...]
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (C, *spatial)."""
-        x = x.permute(0, *(1 + a for a in self.perm))
-        return x.flip([1 + a for a in self.flips]) if self.flips else x
+        """x: (..., *spatial) — the last len(perm) axes are the patch axes."""
+        lead = x.ndim - len(self.perm)
+        x = x.permute(*range(lead), *(lead + a for a in self.perm))
+        return x.flip([lead + a for a in self.flips]) if self.flips else x
 
 
 def allowed_moves(hr_patch: Sequence[int], lr_patch: Sequence[int], convention: str) -> tuple[list[list[int]], list[int]]:
@@ -95,6 +96,18 @@ def augment_plan(seed: int, step: int, batch_size: int, hr_patch: Sequence[int],
     return plan
 
 
-def augment_batch(batch: dict[str, torch.Tensor], plan: list[Augment]) -> dict[str, torch.Tensor]:
-    """Apply each sample's Augment to every key of a collated (B, C, *spatial) batch."""
-    return {k: torch.stack([aug.apply(x) for aug, x in zip(plan, v)]) for k, v in batch.items()}
+def augment_batch(batch: dict[str, torch.Tensor], plan: list[Augment],
+                  patch_shapes: Sequence[Sequence[int]]) -> dict[str, torch.Tensor]:
+    """Apply each sample's Augment to every image key of a collated (B, ..., *spatial) batch.
+
+    Keys whose trailing axes are not one of `patch_shapes` (the HR and LR patch shapes),
+    e.g. per-frame phase codes, are not images and pass through unchanged.
+    """
+    shapes = {tuple(int(n) for n in s) for s in patch_shapes}
+    d = len(plan[0].perm) if plan else 0
+
+    def is_image(v: torch.Tensor) -> bool:
+        return v.ndim > d and tuple(v.shape[v.ndim - d:]) in shapes
+
+    return {k: torch.stack([aug.apply(x) for aug, x in zip(plan, v)]) if is_image(v) else v
+            for k, v in batch.items()}

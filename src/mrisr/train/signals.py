@@ -41,3 +41,14 @@ class StopRequest:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous.clear()
+
+
+def ignore_stop_signals_in_worker(worker_id: int) -> None:
+    """DataLoader worker_init_fn: leave SIGTERM/SIGUSR1 to the main process.
+
+    Slurm and Snakemake signal the whole process group; a worker killed by it would make
+    the main process fail with "DataLoader worker killed" before it can checkpoint. The
+    main process shuts its workers down itself when it exits.
+    """
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
