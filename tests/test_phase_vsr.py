@@ -255,3 +255,23 @@ def test_bad_inputs_are_rejected():
             tiny_model(**bad)
     with pytest.raises(ValueError):
         tiny_model(scale=1)
+
+
+def test_patch_store_layout_and_deepcopy_after_forward() -> None:
+    """The loop feeds channel-first clips (B, 1, frames, h, w); output comes back in that layout."""
+    import copy
+
+    from mrisr.models import build_model
+
+    model = build_model("phase_vsr", scale=2, dims=2, grid_convention="center", n_feats=4, n_layers=1,
+                        n_warmup=1, fusion_n=1, omega=1)
+    lr = torch.rand(2, 1, 5, 6, 6)
+    phase = torch.rand(2, 1, 5)
+    out = model(lr=lr, phase=phase)
+    assert out.shape == (2, 1, 3, 12, 12)
+    frame_first = model(lr=lr.transpose(1, 2), phase=phase.squeeze(1))
+    torch.testing.assert_close(out, frame_first.transpose(1, 2))
+    out = model(lr=lr, phase=phase)
+    loss = model.loss(out, {"hr": torch.rand(2, 1, 3, 12, 12)})
+    loss.backward()
+    copy.deepcopy(model)

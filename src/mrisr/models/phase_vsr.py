@@ -236,6 +236,17 @@ class PhaseVSR(SRModel):
 
     # --- forward / loss -----------------------------------------------------------------
     def forward(self, lr: torch.Tensor, phase: torch.Tensor | None = None, omega: int | None = None) -> torch.Tensor:
+        # Patch stores give channel-first clips (B, 1, frames, h, w) and phase (B, 1, frames);
+        # the network works frame-first (B, frames, 1, h, w) and answers in the caller's layout.
+        channel_first = lr.ndim == 5 and lr.shape[1] == 1 and lr.shape[2] != 1
+        if channel_first:
+            lr = lr.transpose(1, 2)
+            phase = phase.squeeze(1) if phase is not None and phase.ndim == 3 else phase
+        out = self._forward(lr, phase, omega)
+        self._last_output = out.transpose(1, 2) if channel_first else out
+        return self._last_output
+
+    def _forward(self, lr: torch.Tensor, phase: torch.Tensor | None, omega: int | None) -> torch.Tensor:
         self._check_inputs(lr, phase)
         omega = self.omega if omega is None else _check_non_negative_int("omega", omega)
         n = self.n_warmup
@@ -258,6 +269,13 @@ class PhaseVSR(SRModel):
         self.stage_outputs = outputs
         return outputs["sr"][-1]
 
+    def __getstate__(self) -> dict:
+        # Stashed stage outputs carry autograd graphs that deepcopy/pickle refuse; they are
+        # per-forward scratch, never model state.
+        state = self.__dict__.copy()
+        state["stage_outputs"], state["_last_output"] = {}, None
+        return state
+
     def loss(self, output: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Σ_ω L1(I_SR^ω) + L1(I_SR,F^ω) + L1(I_SR,B^ω) against batch["hr"] (B, T̃, 1, H, W).
 
@@ -265,10 +283,12 @@ class PhaseVSR(SRModel):
         mode (no deep supervision) only the I_SR^ω terms exist.
         """
         sr = self.stage_outputs.get("sr", [])
-        if not sr or sr[-1] is not output:
+        if not sr or getattr(self, "_last_output", None) is not output:
             raise RuntimeError("loss() needs the output of this model's latest forward()")
         hr = batch["hr"]
-        if hr.shape != output.shape:
+        if output is not sr[-1]:  # channel-first caller: compare in the frame-first layout
+            hr, output = hr.transpose(1, 2), output.transpose(1, 2)
+        if hr.shape != sr[-1].shape:
             raise ValueError(f"hr shape {tuple(hr.shape)} does not match output {tuple(output.shape)}")
         terms = [F.l1_loss(o, hr) for key in ("sr", "fwd", "bwd") for o in self.stage_outputs[key]]
         return torch.stack(terms).sum()

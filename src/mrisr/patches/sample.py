@@ -82,3 +82,55 @@ def sample_pairs(
         if ref_im is not None:
             out["ref"].append(ref_im[(k,) + hr_sl])
     return {key: np.stack(v).astype(np.float32) for key, v in out.items()}
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """Video clips for cine SR: `frames` central frames plus `warmup` frames either side."""
+
+    hr_patch: tuple[int, int]
+    n: int
+    frames: int
+    warmup: int
+    fg_fraction: float = 0.25
+
+
+def sample_clips(
+    hr: np.ndarray,
+    lr: np.ndarray,
+    grid: Grid,
+    scale: float,
+    spec: ClipSpec,
+    ed: int,
+    es: int,
+    rng: np.random.Generator,
+) -> dict[str, np.ndarray]:
+    """Draw spec.n cine clips from (X, Y, Z, T) volumes degraded over axes (0, 1).
+
+    lr: (n, frames + 2·warmup, h, w), frames taken cyclically around the cycle (the
+    warm-up frames prime the recurrent memory); hr: (n, frames, H, W) of the central
+    frames; phase: (n, frames + 2·warmup) phase codes of every lr frame.
+    """
+    from mrisr.models.phase import cyclic_clip_indices, phase_code  # numpy only
+
+    if hr.ndim != 4 or tuple(grid.axes) != (0, 1):
+        raise ValueError(f"clips need a 4D cine degraded over axes (0, 1), got shape {hr.shape}, axes {grid.axes}")
+    s = check_grid(grid, scale, spec.hr_patch)
+    n_frames = hr.shape[3]
+    lr_patch = tuple(p // s for p in spec.hr_patch)
+    out: dict[str, list[np.ndarray]] = {"hr": [], "lr": [], "phase": []}
+    for _ in range(spec.n):
+        for _try in range(MAX_TRIES):
+            z = int(rng.integers(hr.shape[2]))
+            t0 = int(rng.integers(n_frames))
+            cx, cy = (int(rng.integers(n - lp + 1)) for n, lp in zip(lr.shape[:2], lr_patch))
+            hx, hy = slice(cx * s, cx * s + spec.hr_patch[0]), slice(cy * s, cy * s + spec.hr_patch[1])
+            if (hr[hx, hy, z, t0] > FG_LEVEL).mean() >= spec.fg_fraction:
+                break
+        idx = cyclic_clip_indices(t0, spec.frames, spec.warmup, n_frames)
+        centre = idx[spec.warmup:spec.warmup + spec.frames]
+        lx, ly = slice(cx, cx + lr_patch[0]), slice(cy, cy + lr_patch[1])
+        out["lr"].append(np.moveaxis(lr[lx, ly, z][:, :, idx], -1, 0))
+        out["hr"].append(np.moveaxis(hr[hx, hy, z][:, :, centre], -1, 0))
+        out["phase"].append(phase_code(idx, ed, es, n_frames))
+    return {key: np.stack(v).astype(np.float32) for key, v in out.items()}

@@ -14,7 +14,7 @@ from mrisr import __version__
 from mrisr.errors import InputError
 from mrisr.grid import Grid
 from mrisr.io import atomic_path, read_json, read_nifti
-from mrisr.patches.sample import PatchSpec, sample_pairs
+from mrisr.patches.sample import ClipSpec, PatchSpec, sample_clips, sample_pairs
 
 STAGE_PATCHES = 4  # stage id in the RNG seed tuple (seed, stage, split, subject)
 SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
@@ -51,6 +51,17 @@ def load_subject(lr_dir: Path, subject: str, reference: str | None):
     return hr, lr, grid, ref
 
 
+def cycle_of(lr_dir: Path, subject: str) -> tuple[int, int]:
+    """0-based (ED, ES) of a cine from the prepared sidecar its LR sidecar names."""
+    hr_source = Path(read_json(lr_dir / f"{subject}.json")["hr_source"])
+    side_path = hr_source.with_name(hr_source.name.removesuffix(".nii.gz") + ".json")
+    side = read_json(side_path)
+    try:
+        return int(side["ed"]), int(side["es"])
+    except KeyError as err:
+        raise InputError(side_path, f"missing cine key {err} (ED/ES frame indices)") from None
+
+
 def build_store(
     out_path: Path,
     task: str,
@@ -63,8 +74,10 @@ def build_store(
     seed: int,
     reference: str | None = None,
     fg_fraction: float = 0.25,
+    clip: tuple[int, int] | None = None,
 ) -> int:
-    """Sample patches for every subject of `split` and write the store atomically. Returns N."""
+    """Sample patches (or, with clip=(frames, warmup), cine clips + phase codes) for every
+    subject of `split` and write the store atomically. Returns N."""
     subjects = sorted(read_json(split_file)[split])
     if not subjects:
         raise InputError(split_file, f"split {split!r} has no subjects")
@@ -74,26 +87,32 @@ def build_store(
     for idx, subject in enumerate(subjects):
         hr, lr, grid, ref = load_subject(lr_dir, subject, reference)
         rng = np.random.default_rng([seed, STAGE_PATCHES, SPLIT_IDS[split], subject_key(subject)])
-        pairs = sample_pairs(hr, lr, grid, scale, spec, rng, ref)
+        if clip is None:
+            pairs = sample_pairs(hr, lr, grid, scale, spec, rng, ref)
+        else:
+            ed, es = cycle_of(lr_dir, subject)
+            cspec = ClipSpec(tuple(hr_patch), n_per_subject, clip[0], clip[1], fg_fraction)
+            pairs = sample_clips(hr, lr, grid, scale, cspec, ed, es, rng)
         pairs["subject"] = np.full(spec.n, idx, dtype=np.int32)
         parts.append(pairs)
     arrays = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     params = {"task": task, "split": split, "subjects": subjects, "scale": scale, "hr_patch": list(hr_patch),
               "n_per_subject": n_per_subject, "seed": seed, "reference": reference, "fg_fraction": fg_fraction,
-              "grid": grid.to_json()["convention"]}
+              "grid": grid.to_json()["convention"], "clip": list(clip) if clip else None}
     attrs = {
         "task": task,
         "scale": float(scale),
         "dims": len(grid.axes),
         "axes": json.dumps(list(grid.axes)),
         "hr_patch": json.dumps(list(hr_patch)),
-        "lr_patch": json.dumps(list(arrays["lr"].shape[1:])),
+        "lr_patch": json.dumps(list(arrays["lr"].shape[-len(hr_patch):])),
         "grid_convention": grid.convention,
         "config_hash": config_hash(params),
         "seed": int(seed),
         "code_version": __version__,
         "subjects": json.dumps(subjects),
         "split": split,
+        "clip": json.dumps(list(clip) if clip else None),  # (central frames, warm-up frames) for video stores
     }
     write_store(out_path, arrays, attrs)
     return int(arrays["hr"].shape[0])
