@@ -92,7 +92,8 @@ def cmd_patches(a: argparse.Namespace) -> None:
     from mrisr.patches.store import build_store
 
     n = build_store(Path(a.out), a.task, Path(a.split_file), a.split, Path(a.lr_dir), a.scale,
-                    tuple(a.hr_patch), a.n_per_subject, a.seed, a.reference, a.fg_fraction)
+                    tuple(a.hr_patch), a.n_per_subject, a.seed, a.reference, a.fg_fraction,
+                    tuple(a.clip) if a.clip else None)
     print(f"{n} patches -> {a.out}")
 
 
@@ -195,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--reference", default=None)
     s.add_argument("--fg-fraction", type=float, default=0.25)
+    s.add_argument("--clip", type=int, nargs=2, metavar=("FRAMES", "WARMUP"), default=None,
+                   help="cine video clips: central frames and warm-up frames either side (+ phase codes)")
     s.add_argument("--out", required=True)
 
     s = add("train", cmd_train, "train one model on a patch store (resumes from ckpt/last.pt)")

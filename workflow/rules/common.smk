@@ -1,6 +1,7 @@
 # Config validation and the small functions that turn config into rule arguments.
 import copy
 import json
+import re
 import sys
 
 import jsonschema
@@ -77,11 +78,41 @@ def model_config(dataset, method):
     return merged
 
 
+def method_entries(dataset):
+    """[(method, scales)] of a dataset: a bare name runs at every scale of the dataset."""
+    d = ds(dataset)
+    return [(m, d["scales"]) if isinstance(m, str) else (m["name"], m.get("scales", d["scales"]))
+            for m in d["methods"]]
+
+
+def methods_at(dataset, scale):
+    return [m for m, scales in method_entries(dataset) if float(scale) in {float(s) for s in scales}]
+
+
+def train_dataset(dataset):
+    """The dataset whose models this one evaluates (itself, or `train_from` for an external test set)."""
+    return ds(dataset).get("train_from") or dataset
+
+
+def store_task(dataset, method):
+    """Patch-store task of a model: the dataset's task for patch pairs, vsr{frames}w{warmup} for clips."""
+    cfg = model_config(dataset, method)
+    if cfg.get("store", "patches") == "clips":
+        return f"vsr{cfg['train'].get('clip_frames', 7)}w{cfg['args'].get('n_warmup', 6)}"
+    return task_of(dataset)
+
+
 def check_config():
     for name, d in config["datasets"].items():
-        for m in d["methods"]:
+        for m, scales in method_entries(name):
+            if not set(map(float, scales)) <= set(map(float, d["scales"])):
+                raise ValueError(f"config: datasets.{name}: method {m!r} asks for scales {scales} "
+                                 f"outside the dataset's scales {d['scales']}")
             if m not in INTERPOLATIONS:
                 model_config(name, m)
+        src = d.get("train_from")
+        if src and (src not in config["datasets"] or config["datasets"][src].get("train_from")):
+            raise ValueError(f"config: datasets.{name}.train_from: {src!r} is not a dataset that trains models")
         if len(d["patches"]["hr_patch"]) != len(d["degradation"]["axes"]):
             raise ValueError(f"config: datasets.{name}.patches.hr_patch needs one size per degraded axis "
                              f"{d['degradation']['axes']}")
@@ -114,7 +145,7 @@ def all_lr(wc):
 def experiments():
     """(dataset, method, scale) of every evaluation the config asks for."""
     return [(name, m, fmt_scale(s)) for name, d in config["datasets"].items()
-            for s in d["scales"] for m in d["methods"]]
+            for s in d["scales"] for m in methods_at(name, s)]
 
 
 def eval_dir(dataset, method, scale):

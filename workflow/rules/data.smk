@@ -70,7 +70,8 @@ rule split:
     output:
         "results/{dataset}/split.json",
     params:
-        ratios=lambda wc: ds(wc.dataset)["split"],
+        # An external test set (train_from) puts every subject in test.
+        ratios=lambda wc: [0, 0, 1] if ds(wc.dataset).get("train_from") else ds(wc.dataset)["split"],
         seed=config["seed"],
     log:
         "logs/split/{dataset}.log",

@@ -4,7 +4,7 @@
 def model_input(wc):
     if wc.method in INTERPOLATIONS:
         return []
-    return f"results/models/{wc.dataset}/{wc.method}/x{wc.scale}/model.pt"
+    return f"results/models/{train_dataset(wc.dataset)}/{wc.method}/x{wc.scale}/model.pt"
 
 
 rule evaluate:

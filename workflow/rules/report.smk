@@ -18,7 +18,7 @@ rule tables:
 
 rule figure:
     input:
-        lambda wc: [f"{eval_dir(wc.dataset, m, wc.scale)}/metrics.csv" for m in ds(wc.dataset)["methods"]],
+        lambda wc: [f"{eval_dir(wc.dataset, m, wc.scale)}/metrics.csv" for m in methods_at(wc.dataset, wc.scale)],
     output:
         report(
             "results/tables/figures/{dataset}_x{scale}.png",
@@ -27,7 +27,7 @@ rule figure:
             subcategory="{dataset}",
         ),
     params:
-        dirs=lambda wc: [eval_dir(wc.dataset, m, wc.scale) for m in ds(wc.dataset)["methods"]],
+        dirs=lambda wc: [eval_dir(wc.dataset, m, wc.scale) for m in methods_at(wc.dataset, wc.scale)],
     log:
         "logs/figure/{dataset}_x{scale}.log",
     shell:

@@ -2,7 +2,16 @@
 
 
 def store(wc, split):
-    return f"results/{wc.dataset}/patches/{task_of(wc.dataset)}-x{wc.scale}_{split}.h5"
+    return f"results/{wc.dataset}/patches/{store_task(wc.dataset, wc.method)}-x{wc.scale}_{split}.h5"
+
+
+def train_config(dataset, method):
+    """What the training loop sees: the model config minus pipeline-only keys."""
+    cfg = copy.deepcopy(model_config(dataset, method))
+    cfg.pop("store", None)
+    cfg.pop("sweeps", None)
+    cfg["train"].pop("clip_frames", None)
+    return cfg
 
 
 rule train:
@@ -15,7 +24,7 @@ rule train:
         card="results/models/{dataset}/{method}/x{scale}/card.md",
     params:
         # Only this (dataset, method) entry: editing another model's config never retrains this one.
-        cfg=lambda wc: json.dumps(model_config(wc.dataset, wc.method), sort_keys=True),
+        cfg=lambda wc: json.dumps(train_config(wc.dataset, wc.method), sort_keys=True),
         seed=config["seed"],
         device=config["device"],
     threads: workflow.cores
