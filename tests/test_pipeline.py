@@ -147,7 +147,7 @@ def test_new_scale_reruns_only_that_dataset(pipeline: Path) -> None:
     assert run.returncode == 0, run.stderr[-3000:]
     counts = job_counts(run.stdout)
     assert counts == {"degrade": 4, "patches": 2, "train": 1, "evaluate": 2, "tables": 1, "figure": 1, "all": 1}
-    assert "tiny_cine" not in run.stdout.replace("results/eval/tiny_cine", "")  # nothing of other datasets reruns
+    assert "dataset=tiny_cine" not in run.stdout and "dataset=tiny_volume" not in run.stdout
 
 
 def test_bad_config_key_fails_with_its_name(tmp_path: Path) -> None:
