@@ -11,15 +11,14 @@ STAGE_SPLIT = 3
 
 def split_counts(n: int, ratios: tuple[float, float, float]) -> tuple[int, int, int]:
     """(train, val, test) counts: test and val rounded from their ratios (≥1 each when their
-    ratio is > 0 and n ≥ 3), train the rest."""
+    ratio is > 0: an empty val or test split would break training or evaluation), train the rest."""
     r = np.asarray(ratios, dtype=float)
     if r.shape != (3,) or (r < 0).any() or r.sum() <= 0:
         raise ValueError(f"split ratios must be three non-negative numbers, got {list(ratios)}")
     r = r / r.sum()
     n_test, n_val = (int(round(x * n)) for x in (r[2], r[1]))
-    if n >= 3:
-        n_test = max(n_test, 1) if r[2] > 0 else 0
-        n_val = max(n_val, 1) if r[1] > 0 else 0
+    n_test = max(n_test, 1) if r[2] > 0 else 0
+    n_val = max(n_val, 1) if r[1] > 0 else 0
     n_train = n - n_test - n_val
     if r[0] > 0 and n_train < 1:
         raise ValueError(f"{n} subjects cannot be split {list(ratios)} with at least one per split")
