@@ -158,6 +158,19 @@ def write_fake_dataset(root: Path, hr_shape=(24, 24, 2, 3), axes=(0, 1), ref_ser
     return {"lr_dir": lr_dir, "split": root / "split.json", "hrs": hrs, "affine": affine}
 
 
+from mrisr.evaluate.roi import detect_heart_roi  # noqa: E402
+from mrisr.evaluate.run import widen  # noqa: E402
+
+
+def test_widen_keeps_inside_and_reaches_size():
+    from mrisr.evaluate.run import widen as w
+
+    assert w(slice(10, 20), 11, 100) == slice(10, 21)
+    assert w(slice(0, 3), 11, 100) == slice(0, 11)
+    assert w(slice(95, 100), 11, 100) == slice(89, 100)
+    assert w(slice(40, 60), 11, 100) == slice(40, 60)
+
+
 def sk_ssim2d(x, ref):
     return structural_similarity(x, ref, data_range=1, gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
 
@@ -169,7 +182,8 @@ def test_evaluate_bicubic_end_to_end(tmp_path):
 
     with open(out / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0].keys()) == ["subject", "psnr", "ssim", "nmse"]
+    # a 4D cine also gets PSNR/SSIM inside the detected heart ROI
+    assert list(rows[0].keys()) == ["subject", "psnr", "ssim", "nmse", "cardiac_psnr", "cardiac_ssim"]
     assert [r["subject"] for r in rows] == sorted(SUBJECTS)
     for r in rows:  # independent recomputation with scikit-image
         hr, lr, grid = fake["hrs"][r["subject"]]
@@ -179,13 +193,16 @@ def test_evaluate_bicubic_end_to_end(tmp_path):
                      for k in range(hr.shape[2]) for t in range(hr.shape[3])]
         assert float(r["ssim"]) == pytest.approx(np.mean(per_image), abs=1e-9)
         assert float(r["nmse"]) == pytest.approx(np.sum((sr - hr) ** 2.0) / np.sum(hr**2.0), rel=1e-6)
+        rx, ry = (widen(sl, 11, n) for sl, n in zip(detect_heart_roi(hr), hr.shape[:2]))
+        assert float(r["cardiac_psnr"]) == pytest.approx(
+            peak_signal_noise_ratio(hr[rx, ry].astype(np.float64), sr[rx, ry].astype(np.float64), data_range=1), abs=1e-9)
         saved = nib.load(str(out / "sr" / f"{r['subject']}.nii.gz"))
         np.testing.assert_allclose(saved.affine, fake["affine"])
         np.testing.assert_array_equal(np.asarray(saved.dataobj), sr)
 
     meta = json.loads((out / "meta.json").read_text())
     assert meta == {"dataset": "fake", "task": "cine2d", "scale": 2.0, "method": "bicubic",
-                    "n_params": 0, "model": None, "n_subjects": 3}
+                    "n_params": 0, "model": None, "n_subjects": 3, "overrides": {}}
 
     hr, lr, grid = fake["hrs"]["s01"]  # first test subject in sorted order
     with np.load(out / "example.npz") as ex:

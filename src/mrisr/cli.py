@@ -24,6 +24,16 @@ def _json(text: str) -> dict:
     return value if value is not None else {}
 
 
+def _key_int(text: str) -> tuple[str, int]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=INT, got {text!r}")
+    try:
+        return key, int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{key}: {value!r} is not an integer") from None
+
+
 def _set_threads(n: int | None) -> None:
     if n:
         import torch
@@ -109,7 +119,7 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
     from mrisr.evaluate.run import evaluate
 
     evaluate(a.method, Path(a.model) if a.model else None, Path(a.split_file), Path(a.lr_dir), Path(a.out_dir),
-             a.dataset, a.task, a.scale, a.reference, a.device, not a.no_sr)
+             a.dataset, a.task, a.scale, a.reference, a.device, not a.no_sr, dict(a.set))
 
 
 def cmd_tables(a: argparse.Namespace) -> None:
@@ -222,6 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="cpu")
     s.add_argument("--threads", type=int, default=None)
     s.add_argument("--no-sr", action="store_true", help="do not write SR volumes")
+    s.add_argument("--set", type=_key_int, nargs="*", default=[], metavar="KEY=INT",
+                   help="inference-time model settings, e.g. omega=3 (no new parameters)")
 
     s = add("tables", cmd_tables, "summary.csv (long form) + Markdown tables + plot")
     s.add_argument("--eval-dirs", nargs="+", required=True)

@@ -79,8 +79,8 @@ def _draw_anatomy(rng: np.random.Generator, frames: int) -> dict:
     a["wall"] = rng.uniform(0.07, 0.10)  # LV wall thickness at ED
     a["shortening"] = rng.uniform(0.28, 0.40)  # radial fractional shortening ED→ES
     a["rv_angle"] = np.pi / 4 + rng.uniform(-0.6, 0.6)  # RV lies right-anterior of the LV
-    a["rv_dist"] = rng.uniform(0.75, 0.95)
-    a["rv_radius"] = rng.uniform(0.95, 1.12)
+    a["rv_dist"] = rng.uniform(0.45, 0.6)
+    a["rv_radius"] = rng.uniform(1.05, 1.2)
     a["rv_shortening"] = rng.uniform(0.18, 0.28)
     a["apex_taper"] = rng.uniform(0.30, 0.45)
     a["slice_drift"] = rng.normal(0.0, 0.03, size=2)

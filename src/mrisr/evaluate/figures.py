@@ -28,7 +28,7 @@ def _figure(figsize: tuple[float, float]) -> Figure:
 
 def _save(fig: Figure, out_png: Path) -> None:
     with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
 
 
 def _load_example(eval_dir: Path) -> tuple[str, dict[str, np.ndarray]]:

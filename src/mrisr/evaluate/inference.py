@@ -133,6 +133,29 @@ def _run_volumes(model, lr_b, ref_b, grid: Grid, axes, device: str, tile_voxels:
     return np.concatenate(outs, axis=0)
 
 
+def _run_video(model, lr: np.ndarray, grid: Grid, cycle: tuple[int, int] | None, device: str) -> np.ndarray:
+    """Video models on a whole (X, Y, Z, T) cine: per slice, all T frames in one clip with
+    the model's n warm-up frames taken cyclically before and after (the cine is a cycle)."""
+    import torch
+
+    from mrisr.models.phase import cyclic_clip_indices, phase_code
+
+    if lr.ndim != 4 or tuple(grid.axes) != (0, 1):
+        raise ValueError(f"video models need a 4D cine degraded over axes (0, 1), got {lr.shape}, axes {grid.axes}")
+    if cycle is None:
+        raise ValueError("video models need the cine's ED/ES frames (prepared sidecar keys 'ed', 'es')")
+    n_frames = lr.shape[3]
+    idx = cyclic_clip_indices(0, n_frames, int(getattr(model, "n_warmup", 0)), n_frames)
+    phase = torch.from_numpy(phase_code(idx, cycle[0], cycle[1], n_frames)).reshape(1, 1, -1).to(device)
+    out = np.empty(grid.hr_shape, dtype=np.float32)
+    for z in range(lr.shape[2]):
+        clip = np.moveaxis(lr[:, :, z][:, :, idx], -1, 0)[None, None]  # (1, 1, F, h, w): the store layout
+        with torch.no_grad():
+            sr = model(lr=torch.from_numpy(np.ascontiguousarray(clip)).to(device), phase=phase)
+        out[:, :, z] = np.moveaxis(sr[0, 0].float().cpu().numpy(), 0, -1)
+    return out
+
+
 def super_resolve(
     lr: np.ndarray,
     grid: Grid,
@@ -142,11 +165,12 @@ def super_resolve(
     device: str = "cpu",
     batch_size: int = 16,
     tile_voxels: int | None = TILE_VOXELS,
+    cycle: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """LR array → SR array of shape grid.hr_shape, float32, NOT clipped.
 
     `ref` is an HR reference contrast in the HR layout, passed to models whose
-    `inputs` include "ref". `tile_voxels`: 3D volumes with more HR voxels run in
+    `inputs` include "ref". `cycle` = (ED, ES) 0-based, for video models (inputs "phase"). `tile_voxels`: 3D volumes with more HR voxels run in
     overlapping tiles (None: never tile).
     """
     lr = np.asarray(lr, dtype=np.float32)
@@ -160,6 +184,8 @@ def super_resolve(
         raise ValueError(f"reference shape {ref.shape} does not match HR shape {tuple(grid.hr_shape)}")
     model.to(device)
     model.eval()
+    if "phase" in _model_inputs(model):
+        return _run_video(model, lr, grid, cycle, device)
     axes = image_axes(grid, lr.ndim)
     lr_b = to_batch(lr, axes)
     ref_b = None if ref is None else to_batch(np.asarray(ref, dtype=np.float32), axes)

@@ -23,6 +23,7 @@ from mrisr.io import atomic_path, read_json, read_nifti, write_json, write_nifti
 
 SIDECAR_KEYS = ("hr_source", "hr_shape", "lr_shape", "grid")
 METRIC_COLUMNS = ("psnr", "ssim", "nmse")
+CARDIAC_COLUMNS = ("cardiac_psnr", "cardiac_ssim")
 
 
 @dataclass
@@ -35,6 +36,7 @@ class Subject:
     hr_affine: np.ndarray
     grid: Grid
     ref: np.ndarray | None
+    cycle: tuple[int, int] | None  # (ED, ES) 0-based for cine
 
 
 def read_split_test(split_file: Path) -> list[str]:
@@ -78,14 +80,46 @@ def load_subject(subject: str, lr_dir: Path, reference_series: str | None) -> Su
         ref_path = hr_path.with_name(f"{reference_series}.nii.gz")
         ref, _ = read_nifti(ref_path, canonical=False)
         _check_shape(ref_path, "reference", ref.shape, hr.shape)
-    return Subject(subject, lr, hr, hr_affine, grid, ref)
+    return Subject(subject, lr, hr, hr_affine, grid, ref, read_cycle(hr_path))
+
+
+def read_cycle(hr_path: Path) -> tuple[int, int] | None:
+    """(ED, ES) from the prepared sidecar of a cine; None for other series."""
+    side_path = hr_path.with_name(hr_path.name.removesuffix(".nii.gz") + ".json")
+    if not side_path.exists():
+        return None
+    side = read_json(side_path)
+    return (int(side["ed"]), int(side["es"])) if "ed" in side and "es" in side else None
+
+
+SSIM_MIN_SIZE = 11  # the SSIM window: a smaller ROI is widened to it (about its centre)
+
+
+def widen(sl: slice, size: int, n: int) -> slice:
+    """`sl` grown symmetrically to at least `size` samples, kept inside [0, n)."""
+    start, stop = sl.start or 0, n if sl.stop is None else sl.stop
+    grow = max(0, size - (stop - start))
+    start = max(0, start - grow // 2)
+    stop = min(n, max(stop + grow - grow // 2, start + size))
+    return slice(max(0, min(start, stop - size)), stop)
 
 
 def subject_metrics(sr: np.ndarray, hr: np.ndarray, grid: Grid) -> dict[str, float]:
-    """PSNR, SSIM (2D per slice/frame for 2D tasks, 3D for volumes), NMSE on clipped SR."""
+    """PSNR, SSIM (2D per slice/frame for 2D tasks, 3D for volumes), NMSE on clipped SR;
+    for a cine (4D) also PSNR/SSIM inside the automatically detected heart ROI."""
     sr = np.clip(sr, 0.0, 1.0)
-    s = ssim_over(sr, hr, image_axes(grid, hr.ndim))  # == ssim(sr, hr) when the axes span the array
-    return {"psnr": psnr(sr, hr), "ssim": s, "nmse": nmse(sr, hr)}
+    axes = image_axes(grid, hr.ndim)
+    s = ssim_over(sr, hr, axes)  # == ssim(sr, hr) when the axes span the array
+    out = {"psnr": psnr(sr, hr), "ssim": s, "nmse": nmse(sr, hr)}
+    if hr.ndim == 4 and tuple(axes) == (0, 1):
+        from mrisr.evaluate.roi import detect_heart_roi
+
+        # The ROI comes from the HR cine (the same box for every method), so methods are
+        # compared on identical pixels.
+        rx, ry = (widen(sl, SSIM_MIN_SIZE, n) for sl, n in zip(detect_heart_roi(hr), hr.shape[:2]))
+        out["cardiac_psnr"] = psnr(sr[rx, ry], hr[rx, ry])
+        out["cardiac_ssim"] = ssim_over(sr[rx, ry], hr[rx, ry], axes)
+    return out
 
 
 def _nearest_index(grid: Grid, axis: int, hr_idx: np.ndarray, n_lr: int) -> np.ndarray:
@@ -131,12 +165,14 @@ def _load_method(method: str, model_path: Path | None, device: str):
 
 
 def write_metrics_csv(path: Path, rows: list[dict]) -> None:
-    """subject,psnr,ssim,nmse with repr floats (full precision), rows sorted by subject."""
+    """subject,psnr,ssim,nmse[,cardiac_psnr,cardiac_ssim] with repr floats (full precision),
+    rows sorted by subject."""
+    columns = [*METRIC_COLUMNS, *(c for c in CARDIAC_COLUMNS if rows and c in rows[0])]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["subject", *METRIC_COLUMNS])
+    writer.writerow(["subject", *columns])
     for row in sorted(rows, key=lambda r: r["subject"]):
-        writer.writerow([row["subject"], *(repr(float(row[m])) for m in METRIC_COLUMNS)])
+        writer.writerow([row["subject"], *(repr(float(row[m])) for m in columns)])
     with atomic_path(path) as tmp:
         tmp.write_text(buf.getvalue())
 
@@ -153,16 +189,25 @@ def evaluate(
     reference_series: str | None = None,
     device: str = "cpu",
     save_sr: bool = True,
+    overrides: dict | None = None,
 ) -> None:
-    """Super-resolve every test subject, score it, write the eval folder (metrics.csv last)."""
+    """Super-resolve every test subject, score it, write the eval folder (metrics.csv last).
+
+    overrides: model attributes changed at inference without new parameters (e.g. the
+    video model's Ω stages `omega` or warm-up frames `n_warmup`) for inference sweeps.
+    """
     method = method.lower()
     lr_dir, out_dir = Path(lr_dir), Path(out_dir)
     subjects = read_split_test(Path(split_file))
     model, n_params, model_text = _load_method(method, model_path, device)
+    for key, value in (overrides or {}).items():
+        if model is None or not hasattr(model, key):
+            raise ValueError(f"method {method!r} has no inference-time setting {key!r}")
+        setattr(model, key, value)
     rows = []
     for i, name in enumerate(subjects):
         subj = load_subject(name, lr_dir, reference_series)
-        sr = super_resolve(subj.lr, subj.grid, method, model=model, ref=subj.ref, device=device)
+        sr = super_resolve(subj.lr, subj.grid, method, model=model, ref=subj.ref, device=device, cycle=subj.cycle)
         sr = np.clip(sr, 0.0, 1.0)
         rows.append({"subject": name, **subject_metrics(sr, subj.hr, subj.grid)})
         if save_sr:
@@ -178,6 +223,7 @@ def evaluate(
         "n_params": n_params,
         "model": model_text,
         "n_subjects": len(rows),
+        "overrides": overrides or {},
     }
     write_json(out_dir / "meta.json", meta)
     write_metrics_csv(out_dir / "metrics.csv", rows)
