@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -25,16 +27,42 @@ def subject_id(kind: str, k: int) -> str:
 
 
 def write_synth(kind: str, out_dir: Path, n_subjects: int, seed: int, params: dict | None = None) -> list[str]:
-    """Write n_subjects of `kind`; subject k depends only on (seed, kind, k). manifest.json last."""
+    """Write n_subjects of `kind`; subject k depends only on (seed, kind, k). manifest.json last.
+
+    The manifest is the completion marker, so an old one is removed before anything is
+    written (an interrupted rerun must not look complete), and subject folders that an
+    earlier run listed but this one does not are removed (the readers list folders, so a
+    smaller rerun would otherwise still see them). Nothing else in out_dir is touched.
+    """
     if kind not in KINDS:
         raise ValueError(f"unknown synth kind {kind!r}; known: {sorted(KINDS)}")
+    if isinstance(n_subjects, bool) or not isinstance(n_subjects, int) or n_subjects < 1:
+        raise ValueError(f"n_subjects must be a positive integer, got {n_subjects!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     kind_id, _, generate, write = KINDS[kind]
-    subjects = []
-    for k in range(n_subjects):
+    out_dir = Path(out_dir)
+    subjects = [subject_id(kind, k) for k in range(n_subjects)]
+    _remove_previous_run(out_dir, keep=set(subjects))
+    for k, sid in enumerate(subjects):
         rng = np.random.default_rng([seed, kind_id, k])
-        sid = subject_id(kind, k)
-        write(Path(out_dir), sid, generate(rng, params))
-        subjects.append(sid)
-    write_json(Path(out_dir) / "manifest.json",
+        write(out_dir, sid, generate(rng, params))
+    write_json(out_dir / "manifest.json",
                {"kind": kind, "n_subjects": n_subjects, "seed": seed, "params": params or {}, "subjects": subjects})
     return subjects
+
+
+def _remove_previous_run(out_dir: Path, keep: set[str]) -> None:
+    """Drop the old manifest, then the subject folders it listed that are not kept."""
+    manifest = out_dir / "manifest.json"
+    if not manifest.exists():
+        return
+    try:
+        previous = json.loads(manifest.read_text()).get("subjects", [])
+    except (json.JSONDecodeError, AttributeError):
+        previous = []
+    manifest.unlink()
+    for sid in previous:
+        folder = out_dir / str(sid)
+        if sid not in keep and "/" not in str(sid) and sid not in ("", ".", "..") and folder.is_dir():
+            shutil.rmtree(folder)

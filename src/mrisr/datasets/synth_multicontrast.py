@@ -1,16 +1,20 @@
-"""Synthetic paired contrasts (BraTS-like brain T1/T2, or knee PD/FS-PD) from ONE tissue map.
+"""Synthetic multi-contrast subjects (BraTS / fastMRI-knee stand-ins).
 
-Each subject gets one random anatomy as soft tissue fractions (partial volume at every
-edge); every contrast is rendered from the same fractions through the spin-echo signal
-equation S = PD·(1−exp(−TR/T1))·exp(−TE/T2) with per-tissue PD, T1, T2 (jittered per
-subject). The contrasts therefore share every boundary but not their intensities —
-exactly what a multi-contrast SR network can exploit. Texture, a coil bias field and
-Rician noise are added per contrast (noise independently, as in separate acquisitions).
+One tissue map per subject — partial-volume fractions of each tissue — is imaged with
+several spin-echo protocols, S = PD·(1 − exp(−TR/T1))·exp(−TE/T2), so that the contrasts
+differ (CSF dark on T1w, bright on T2w; fat gone with fat suppression) while sharing
+every anatomical boundary, which is what a reference-guided SR model exploits.
+
+Flavour "brain": scalp fat, skull, CSF, folded cortical grey matter, white matter,
+ventricles, deep grey nuclei and occasional lesions (oedema around a core), axial slices.
+Flavour "knee": sagittal-like knee — femur and tibia (fatty marrow in a cortical rim),
+patella, articular cartilage, joint fluid and suprapatellar bursa, Hoffa's fat pad,
+patellar tendon, muscle and subcutaneous fat. Slices run along axis 2.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,30 +24,48 @@ from mrisr.datasets.synth_params import choice, int_tuple, merge_params, non_neg
 from mrisr.io import write_nifti
 
 DEFAULTS = {"size": [128, 128], "slices": 8, "spacing": [1.0, 1.0, 4.0], "flavour": "brain", "noise": 0.02}
-
-# (PD, T1 ms, T2 ms, is_fat) at 1.5 T, textbook values.
-TISSUES = {
-    "brain": {
-        "fat": (0.9, 350, 80, True), "skull": (0.1, 500, 30, False), "csf": (1.0, 4000, 2000, False),
-        "gm": (0.85, 1300, 100, False), "wm": (0.70, 800, 80, False), "lesion": (0.9, 1500, 250, False),
-    },
-    "knee": {
-        "fat": (0.9, 350, 80, True), "muscle": (0.7, 1100, 35, False), "marrow": (0.85, 370, 90, True),
-        "cortex": (0.05, 500, 1, False), "cartilage": (0.75, 1000, 40, False), "fluid": (1.0, 3000, 1500, False),
-    },
-}
-# Protocols: (TR, TE) in ms; "fs" suppresses fat (FS-PD).
-PROTOCOLS = {"t1": (500.0, 15.0, False), "t2": (4000.0, 100.0, False), "pd": (3000.0, 30.0, False),
-             "pdfs": (3000.0, 30.0, True)}
-CONTRASTS = {"brain": ("t1", "t2"), "knee": ("pd", "pdfs")}
-FAT_SUPPRESSION = 0.08  # residual fat signal after suppression
+FLAVOURS = ("brain", "knee")
 GAIN = 1000.0
+
+# (PD, T1 ms, T2 ms) at 1.5 T, textbook orders of magnitude.
+BRAIN_TISSUES = {
+    "fat": (0.90, 260.0, 80.0),
+    "bone": (0.05, 250.0, 2.0),
+    "csf": (1.00, 3500.0, 1800.0),
+    "gm": (0.82, 1100.0, 95.0),
+    "deep_gm": (0.80, 1000.0, 85.0),
+    "wm": (0.70, 650.0, 75.0),
+    "oedema": (0.86, 1300.0, 180.0),
+    "lesion": (0.90, 1700.0, 260.0),
+}
+KNEE_TISSUES = {
+    "fat": (0.95, 260.0, 80.0),
+    "marrow": (0.90, 300.0, 70.0),
+    "bone": (0.03, 300.0, 2.0),
+    "cartilage": (0.75, 1000.0, 40.0),
+    "muscle": (0.70, 900.0, 32.0),
+    "fluid": (1.00, 3000.0, 800.0),
+    "tendon": (0.15, 600.0, 8.0),
+}
+FATTY = ("fat", "marrow")  # what fat suppression removes
+
+# contrast -> (TR ms, TE ms, fat suppressed)
+PROTOCOLS = {
+    "t1": (500.0, 15.0, False),
+    "t2": (4000.0, 100.0, False),
+    "pd": (3000.0, 30.0, False),
+    "pdfs": (3000.0, 30.0, True),
+}
+CONTRASTS = {"brain": ("t1", "t2"), "knee": ("pd", "pdfs")}
+FAT_RESIDUAL = 0.06  # fat suppression is never perfect
 
 
 @dataclass
 class MultiContrastSubject:
-    images: dict[str, np.ndarray]  # contrast -> (X, Y, Z) float32
+    images: dict[str, np.ndarray]  # contrast -> (X,Y,Z) float32
     affine: np.ndarray
+    fractions: dict[str, np.ndarray] = field(default_factory=dict)  # tissue -> partial-volume fraction
+    flavour: str = "brain"
 
 
 def resolve_params(params: dict | None) -> dict:
@@ -52,84 +74,155 @@ def resolve_params(params: dict | None) -> dict:
         "size": list(int_tuple("size", p["size"], 2, minimum=8)),
         "slices": int_tuple("slices", p["slices"], 1)[0],
         "spacing": list(positive_floats("spacing", p["spacing"], 3)),
-        "flavour": choice("flavour", p["flavour"], tuple(TISSUES)),
+        "flavour": choice("flavour", p["flavour"], FLAVOURS),
         "noise": non_negative("noise", p["noise"]),
     }
 
 
-def _brain_layers(rng: np.random.Generator, c: ph.Coords, width: float) -> list[tuple[str, np.ndarray]]:
-    """Head: scalp fat, skull, CSF, folded cortex (GM), WM, ventricles, a few lesions."""
-    shape = np.broadcast_shapes(*(a.shape for a in c))
-    centre = (*rng.normal(0, 0.02, 2), 0.0)
-    semi = np.array([rng.uniform(0.78, 0.86), rng.uniform(0.9, 0.97), 50.0])
-    angle = rng.uniform(-0.1, 0.1)
-    folds = ph.bandpass_field(rng, shape, (2.5, 2.5, 0.6))
-    layers = [("fat", ph.soft(ph.ellipsoid_sdf(c, centre, semi, angle), width)),
-              ("skull", ph.soft(ph.ellipsoid_sdf(c, centre, semi * [0.93, 0.94, 1], angle), width)),
-              ("csf", ph.soft(ph.ellipsoid_sdf(c, centre, semi * [0.86, 0.87, 1], angle), width))]
-    brain = ph.ellipsoid_sdf(c, centre, semi * [0.83, 0.84, 1], angle)
-    layers.append(("gm", ph.soft(brain + 0.025 * np.maximum(folds, 0), width)))  # sulci: CSF dips in
-    layers.append(("wm", ph.soft(brain + 0.09 + 0.035 * folds, width)))  # GM ribbon of varying depth
-    for sign in (-1, 1):  # lateral ventricles
-        vc = (centre[0] + sign * rng.uniform(0.07, 0.11), centre[1] + rng.uniform(-0.05, 0.05), 0.0)
-        layers.append(("csf", ph.soft(ph.ellipsoid_sdf(c, vc, (rng.uniform(0.04, 0.07), rng.uniform(0.18, 0.26), 50.0),
-                                                      sign * rng.uniform(0.1, 0.3)), width)))
-    for _ in range(int(rng.integers(0, 4))):  # white-matter lesions (bright on T2)
-        lc = (*(np.array(centre[:2]) + rng.uniform(-0.35, 0.35, 2)), 0.0)
-        layers.append(("lesion", ph.soft(ph.ellipsoid_sdf(c, lc, (*rng.uniform(0.03, 0.08, 2), 50.0)), width)
-                       * ph.soft(brain + 0.12, width)))
+def brain_layers(rng: np.random.Generator, coords: ph.Coords, shape, spacing, length, width) -> list:
+    """Soft tissue layers of an axial brain slab, bottom layer first."""
+    level = rng.uniform(-0.05, 0.30)  # which axial level of the head the slab cuts
+    c = (rng.normal(0.0, 0.02), rng.normal(0.0, 0.02), -level)
+    head = np.array([rng.uniform(0.74, 0.80), rng.uniform(0.90, 0.96), rng.uniform(0.80, 0.90)])
+    scalp, skull, csf = rng.uniform(0.06, 0.09), rng.uniform(0.06, 0.09), rng.uniform(0.025, 0.04)
+    angle = rng.normal(0.0, 0.05)
+    inner = head - scalp - skull
+    brain = inner - csf
+    layers = [
+        ("fat", ph.soft(ph.ellipsoid_sdf(coords, c, head, angle), width)),
+        ("bone", ph.soft(ph.ellipsoid_sdf(coords, c, head - scalp, angle), width)),
+        ("csf", ph.soft(ph.ellipsoid_sdf(coords, c, inner, angle), width)),
+    ]
+    layers += ph.folded_cortex(rng, coords, c, brain, angle, shape, spacing, length, fold_scale=0.05, width=width)
+    for side in (-1.0, 1.0):  # deep grey nuclei, then the lateral ventricles
+        centre = (c[0] + side * 0.12, c[1] - 0.10, c[2] + 0.02)
+        layers.append(("deep_gm", ph.soft(ph.ellipsoid_sdf(coords, centre, (0.08, 0.11, 0.10), side * 0.2), width)))
+    for side in (-1.0, 1.0):
+        centre = (c[0] + side * rng.uniform(0.08, 0.11), c[1] + 0.06, c[2] + 0.15)
+        semi = (rng.uniform(0.04, 0.07), rng.uniform(0.22, 0.30), 0.12)
+        layers.append(("csf", ph.soft(ph.ellipsoid_sdf(coords, centre, semi, side * 0.15), width)))
+    layers += lesion_layers(rng, coords, c, brain, shape, width)
     return layers
 
 
-def _knee_layers(rng: np.random.Generator, c: ph.Coords, width: float) -> list[tuple[str, np.ndarray]]:
-    """Sagittal-ish knee: subcutaneous fat, muscle, femur and tibia (cortex + fatty marrow),
-    cartilage caps on both, joint fluid between them."""
-    gap = rng.uniform(0.05, 0.09)
-    layers = [("fat", ph.soft(ph.ellipsoid_sdf(c, (0, 0, 0), (rng.uniform(0.85, 0.95), rng.uniform(0.9, 0.98), 50)), width)),
-              ("muscle", ph.soft(ph.ellipsoid_sdf(c, (0, 0, 0), (rng.uniform(0.72, 0.8), rng.uniform(0.8, 0.88), 50)), width)),
-              ("fluid", ph.soft(ph.ellipsoid_sdf(c, (0, 0, 0), (0.5, gap + 0.08, 50)), width))]
-    for sign in (-1, 1):  # femur above (y>0), tibia below
-        bc = (rng.uniform(-0.05, 0.05), sign * (gap + rng.uniform(0.35, 0.42)), 0.0)
-        semi = (rng.uniform(0.38, 0.45), rng.uniform(0.36, 0.42), 50.0)
-        layers.append(("cartilage", ph.soft(ph.ellipsoid_sdf(c, bc, semi), width)))
-        layers.append(("cortex", ph.soft(ph.ellipsoid_sdf(c, bc, (semi[0] - 0.03, semi[1] - 0.03, 50)), width)))
-        layers.append(("marrow", ph.soft(ph.ellipsoid_sdf(c, bc, (semi[0] - 0.06, semi[1] - 0.06, 50)), width)))
+def lesion_layers(rng, coords, c, brain, shape, width) -> list:
+    """0–2 lesions: an irregular oedema halo around a core, inside the white matter."""
+    layers = []
+    tex = ph.smooth_field(rng, shape, (3.0, 3.0, 0.7))
+    for _ in range(int(rng.choice([0, 1, 1, 2]))):
+        direction = rng.normal(size=2)
+        direction /= np.linalg.norm(direction)
+        r = rng.uniform(0.25, 0.6)
+        centre = (c[0] + r * brain[0] * direction[0], c[1] + r * brain[1] * direction[1], rng.uniform(-0.1, 0.1))
+        core = rng.uniform(0.05, 0.10)
+        halo = core * rng.uniform(1.5, 2.2)
+        wobble = 0.015 * tex
+        layers.append(("oedema", ph.soft(ph.ellipsoid_sdf(coords, centre, (halo, halo, halo)) + wobble, width)))
+        layers.append(("lesion", ph.soft(ph.ellipsoid_sdf(coords, centre, (core, core, core)) + wobble, width)))
     return layers
 
 
-def render(fractions: dict[str, np.ndarray], tissues: dict, protocol: str) -> np.ndarray:
-    """Signal of every voxel: tissue fractions weighted by their spin-echo signal."""
-    tr, te, fat_sat = PROTOCOLS[protocol]
-    out = np.zeros(next(iter(fractions.values())).shape)
-    for name, frac in fractions.items():
-        if name == "background":
-            continue
-        pd, t1, t2, is_fat = tissues[name]
-        out += frac * ph.spin_echo(pd, t1, t2, tr, te) * (FAT_SUPPRESSION if fat_sat and is_fat else 1.0)
+def _box_sdf(u: np.ndarray, v: np.ndarray, u0: float, half_width, v_top: float) -> np.ndarray:
+    """A vertical column |u − u0| < half_width below v_top (unbounded downwards)."""
+    return np.maximum(np.abs(u - u0) - half_width, v - v_top)
+
+
+def knee_layers(rng: np.random.Generator, coords: ph.Coords, width: float) -> list:
+    """Soft tissue layers of a sagittal-like knee (u: anterior →, v: superior ↑), bottom first."""
+    u, v, w = coords
+    wn = w / max(float(np.abs(w).max()), 1e-9)  # −1…1 across the slab (medial → lateral)
+    uc = rng.normal(0.0, 0.03)
+    leg = rng.uniform(0.70, 0.80)
+    fat_t = rng.uniform(0.05, 0.08)
+    vj = rng.uniform(-0.15, 0.05)  # joint line
+    rf = rng.uniform(0.26, 0.32) * (1.0 - 0.15 * wn**2)  # femoral condyle radius, smaller off-centre
+    uf = uc + rng.uniform(0.0, 0.08)
+    shaft = rng.uniform(0.15, 0.19)
+    cart = rng.uniform(0.035, 0.05)
+    gap = cart * 2.0 + rng.uniform(0.01, 0.03)
+    cortex = rng.uniform(0.03, 0.045)
+    ut, tib = uf + rng.normal(0.0, 0.02), rng.uniform(0.32, 0.38)
+    vt = vj - gap
+    fc = (uf - 0.03, vj + rf)  # condyle centre
+
+    def femur_sdf(grow: float) -> np.ndarray:
+        column = np.maximum(np.abs(u - uf) - (shaft - grow), fc[1] - v)
+        return np.minimum(column, np.hypot(u - fc[0], v - fc[1]) - (rf - grow))
+
+    def tibia_sdf(grow: float) -> np.ndarray:
+        half = 0.2 + (tib - 0.2) * np.exp(-np.maximum(vt - v, 0.0) / 0.25)
+        return _box_sdf(u, v, ut, half - grow, vt - grow)
+
+    pc = (fc[0] + rf + rng.uniform(0.10, 0.14), fc[1] + rng.uniform(-0.05, 0.05))
+    psemi = (0.075, rng.uniform(0.15, 0.19) * (1.0 - 0.3 * wn**2), 1e6)
+    soft = lambda sdf: ph.soft(sdf, width)  # noqa: E731
+    pc3 = (pc[0], pc[1], 0.0)
+    tendon_c = (pc[0] - 0.02, (pc[1] - psemi[1] + vt) / 2.0 - 0.05, 0.0)
+    tendon_len = (pc[1] - psemi[1] - vt) / 2.0 + 0.1
+    return [
+        ("fat", soft(np.abs(u - uc) - leg)),
+        ("muscle", soft(np.abs(u - uc) - (leg - fat_t))),
+        ("fat", soft(ph.ellipsoid_sdf(coords, (uf + rf * 0.75, vt + 0.06, 0.0), (0.14, 0.11, 1e6)))),  # Hoffa
+        ("fat", soft(ph.ellipsoid_sdf(coords, (uf - rf - 0.12, vj, 0.0), (0.12, 0.22, 1e6)))),  # popliteal fossa
+        ("fluid", soft(ph.disk_sdf(coords, (uf - rf - 0.12, vj), 0.035))),  # popliteal vessel
+        ("tendon", soft(ph.ellipsoid_sdf(coords, tendon_c, (0.03, np.maximum(tendon_len, 0.05), 1e6), -0.15))),
+        ("fluid", soft(ph.ellipsoid_sdf(coords, (uf + shaft + 0.05, fc[1] + 0.22, 0.0), (0.04, 0.20, 1e6)))),
+        ("fluid", soft(ph.ellipsoid_sdf(coords, (fc[0], vj - gap / 2, 0.0), (0.9 * rf, 0.6 * gap, 1e6)))),
+        ("cartilage", soft(np.maximum(np.hypot(u - fc[0], v - fc[1]) - (rf + cart), v - fc[1] - 0.05))),
+        ("cartilage", soft(_box_sdf(u, v, ut, tib - 0.04, vt + cart))),
+        ("cartilage", soft(np.maximum(ph.ellipsoid_sdf(coords, pc3, (psemi[0] + cart, psemi[1], 1e6)), u - pc[0]))),
+        ("bone", soft(femur_sdf(0.0))),
+        ("marrow", soft(femur_sdf(cortex))),
+        ("bone", soft(tibia_sdf(0.0))),
+        ("marrow", soft(tibia_sdf(cortex))),
+        ("bone", soft(ph.ellipsoid_sdf(coords, pc3, psemi))),
+        ("marrow", soft(ph.ellipsoid_sdf(coords, pc3, (psemi[0] - cortex, psemi[1] - cortex, 1e6)))),
+    ]
+
+
+def tissue_signal(tissues: dict, contrast: str) -> dict[str, float]:
+    """Spin-echo signal of each tissue under one protocol."""
+    tr, te, fat_sat = PROTOCOLS[contrast]
+    out = {}
+    for name, (pd, t1, t2) in tissues.items():
+        s = ph.spin_echo(pd, t1, t2, tr, te)
+        out[name] = s * FAT_RESIDUAL if fat_sat and name in FATTY else s
     return out
 
 
 def generate_multicontrast(rng: np.random.Generator, params: dict | None = None) -> MultiContrastSubject:
+    """One subject: a tissue map and its images under the flavour's protocols."""
     p = resolve_params(params)
     nx, ny = p["size"]
     shape = (nx, ny, p["slices"])
     spacing = p["spacing"]
     length = 0.5 * min(nx * spacing[0], ny * spacing[1])
     coords = ph.normalised_coords(shape, spacing, length)
-    width = 0.35 * min(spacing[:2]) / length
+    width = 0.35 * min(spacing[0], spacing[1]) / length
     flavour = p["flavour"]
-    tissues = {k: (ph.jitter(rng, v[0], 0.05), ph.jitter(rng, v[1], 0.08), ph.jitter(rng, v[2], 0.08), v[3])
-               for k, v in TISSUES[flavour].items()}
-    layers = (_brain_layers if flavour == "brain" else _knee_layers)(rng, coords, width)
-    fractions = ph.composite([(n, np.broadcast_to(m, shape)) for n, m in layers])
-    texture = 1.0 + 0.06 * ph.smooth_field(rng, shape, (1.5, 1.5, 0.3))  # shared tissue micro-structure
+    base = BRAIN_TISSUES if flavour == "brain" else KNEE_TISSUES
+    tissues = {
+        k: (ph.jitter(rng, pd, 0.04), ph.jitter(rng, t1, 0.05), ph.jitter(rng, t2, 0.05))
+        for k, (pd, t1, t2) in base.items()
+    }
+    if flavour == "brain":
+        layers = brain_layers(rng, coords, shape, spacing, length, width)
+    else:
+        layers = knee_layers(rng, coords, width)
+    fractions = {k: np.broadcast_to(f, shape).astype(np.float32) for k, f in ph.composite(layers).items()}
+    # Texture modulates proton density, so it is the same anatomy in every contrast;
+    # the receive-coil bias is shared too (one session, one coil). Noise is per scan.
+    texture = (1.0 + 0.05 * ph.smooth_field(rng, shape, (1.0, 1.0, 0.3))
+               + 0.03 * ph.smooth_field(rng, shape, (5.0, 5.0, 1.0)))
+    bias = ph.bias_field(rng, coords, strength=0.25)
     images = {}
     for contrast in CONTRASTS[flavour]:
-        clean = render(fractions, tissues, contrast) * texture
-        bias = ph.bias_field(rng, coords, strength=0.2)
-        clean = clean / max(float(np.percentile(clean, 99.5)), 1e-6)
-        images[contrast] = (ph.rician(rng, clean * bias, p["noise"]) * GAIN).astype(np.float32)
-    return MultiContrastSubject(images, ph.centred_affine(shape, spacing))
+        signal = tissue_signal(tissues, contrast)
+        clean = sum(fractions[k] * signal[k] for k in fractions if k != "background")
+        ref = max(signal.values())  # noise relative to the brightest tissue
+        noisy = ph.rician(rng, clean * texture * bias, p["noise"] * ref)
+        images[contrast] = (noisy * GAIN).astype(np.float32)
+    return MultiContrastSubject(images, ph.centred_affine(shape, spacing), fractions, flavour)
 
 
 def write_multicontrast_subject(out_dir: Path, subject: str, s: MultiContrastSubject) -> None:
