@@ -6,8 +6,9 @@
 #   bash scripts/slurm-cluster.sh stop     # stop only the daemons this script started (by PID)
 #
 # Needs root (apt, /etc/slurm, daemons). No systemd is assumed: munged, slurmctld and slurmd
-# are started directly and their PIDs recorded under $MRISR_SLURM_STATE. `start` is idempotent:
-# when `sinfo` already answers (this script's cluster or a real one) it changes nothing.
+# run in the foreground of their own sessions, with their PIDs recorded under $MRISR_SLURM_STATE.
+# `start` is idempotent: when `sinfo` already answers (this script's cluster or a real one) it
+# changes nothing.
 #
 # Settings that decide whether the Snakemake Slurm executor works here, and why:
 # - slurm.conf lives at /etc/slurm/slurm.conf: the jobstep plugin drops SLURM_CONF from the
@@ -23,7 +24,6 @@ STATE=${MRISR_SLURM_STATE:-/var/tmp/mrisr-slurm}
 CONF=/etc/slurm/slurm.conf
 MARKER="# written by mrisr scripts/slurm-cluster.sh"
 PARTITION=${MRISR_SLURM_TEST_PARTITION:-debug}
-MUNGE_PID=/run/munge/munged.pid
 WAIT_S=${MRISR_SLURM_WAIT_S:-60}
 
 log() { echo "slurm-cluster: $*" >&2; }
@@ -105,35 +105,35 @@ pid_alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
 
 pidfile_pid() { [ -s "$1" ] && tr -d ' \n' <"$1" || true; }
 
-# Remember a daemon as ours: `stop` kills exactly these PIDs and nothing found by name.
-record() {
-  local name=$1 pidfile=$2 pid=""
-  for _ in $(seq 50); do
-    pid=$(pidfile_pid "$pidfile")
-    pid_alive "$pid" && break
-    sleep 0.1
-  done
-  pid_alive "$pid" || die "$name did not start (see $STATE/*.log, /var/log/munge/munged.log)"
+# Run a daemon in the foreground of its own session, so $! is its PID (no fork, no zombie parent),
+# and remember it as ours: `stop` kills exactly these PIDs and nothing found by name.
+launch() {
+  local name=$1
+  shift
+  setsid "$@" </dev/null >>"$STATE/$name.out" 2>&1 &
+  local pid=$!
+  sleep 0.5
+  pid_alive "$pid" || die "$name did not start (see $STATE/$name.out and $STATE/*.log)"
   echo "$pid" >"$STATE/started.$name"
 }
 
+ours_alive() { [ -f "$STATE/started.$1" ] && pid_alive "$(cat "$STATE/started.$1")"; }
+
 start_munge() {
-  if pid_alive "$(pidfile_pid "$MUNGE_PID")" && munge -n </dev/null >/dev/null 2>&1; then
-    return 0  # already running (ours from an earlier start, or the system's): leave it
+  if munge -n </dev/null >/dev/null 2>&1; then
+    return 0  # a munged already answers (ours from an earlier start, or the system's): leave it
   fi
   ensure_munge_key
   install -d -o munge -g munge -m 0755 /run/munge
-  runuser -u munge -- munged
-  record munged "$MUNGE_PID"
+  # setpriv execs munged as user munge (runuser would stay in between as its parent).
+  launch munged setpriv --reuid=munge --regid=munge --init-groups munged --foreground
+  for _ in $(seq 50); do munge -n </dev/null >/dev/null 2>&1 && return 0; sleep 0.1; done
+  die "munged does not answer (see /var/log/munge/munged.log)"
 }
 
 start_daemon() {
-  local name=$1 pidfile=$2
-  if pid_alive "$(pidfile_pid "$pidfile")"; then
-    return 0
-  fi
-  "$name"
-  record "$name" "$pidfile"
+  local name=$1
+  ours_alive "$name" || pid_alive "$(pidfile_pid "$STATE/$name.pid")" || launch "$name" "$name" -D
 }
 
 wait_idle() {
@@ -161,8 +161,8 @@ cmd_start() {
   mkdir -p "$STATE"
   write_conf
   start_munge
-  start_daemon slurmctld "$STATE/slurmctld.pid"
-  start_daemon slurmd "$STATE/slurmd.pid"
+  start_daemon slurmctld
+  start_daemon slurmd
   wait_idle
   sinfo
 }

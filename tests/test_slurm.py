@@ -133,9 +133,9 @@ def test_jobs_ran_as_slurm_jobs(slurm_run: Run) -> None:
         assert "--executor slurm-jobstep" in text, log
         assert re.search(rf"^(rule|checkpoint) {rule_of_log(log)}:$", text, re.M), log
     # The last jobs are still in slurmctld's records (MinJobAge=300 s): Slurm says they completed.
-    train_ids = [j for j, log in jobs.items() if rule_of_log(log) in {"train", "evaluate"}]
-    states = slurm_states(train_ids)
-    assert states == {j: "COMPLETED" for j in train_ids}
+    late_ids = [j for j, log in jobs.items() if rule_of_log(log) in {"train", "evaluate"}]
+    states = slurm_states(late_ids)
+    assert states == {j: "COMPLETED" for j in late_ids}
 
 
 @pytest.mark.slurm
