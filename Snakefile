@@ -13,6 +13,15 @@ if not workflow.config_settings.configfiles:
 
 
 
+# Bookkeeping rules run where Snakemake runs (the login node), not as cluster jobs.
+localrules:
+    all,
+    inventory,
+    split,
+    tables,
+    figure,
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/degrade.smk"
