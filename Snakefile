@@ -29,6 +29,8 @@ include: "workflow/rules/patches.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/sweeps.smk"
+include: "workflow/rules/scale_sweep.smk"
 
 
 rule all:
@@ -37,4 +39,6 @@ rule all:
         "results/tables/summary.md",
         "results/tables/psnr.png",
         all_figures(),
+        sweep_targets(),
+        scale_sweep_targets(),
     default_target: True
