@@ -34,6 +34,23 @@ def _key_int(text: str) -> tuple[str, int]:
         raise argparse.ArgumentTypeError(f"{key}: {value!r} is not an integer") from None
 
 
+def _scale(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 1.0:
+        raise argparse.ArgumentTypeError(f"scale must be >= 1, got {text}")
+    return value
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
 def _set_threads(n: int | None) -> None:
     if n:
         import torch
@@ -46,6 +63,13 @@ def cmd_synth(a: argparse.Namespace) -> None:
 
     subjects = write_synth(a.kind, Path(a.out), a.n_subjects, a.seed, a.params)
     print(f"wrote {len(subjects)} {a.kind} subjects to {a.out}")
+
+
+def cmd_download(a: argparse.Namespace) -> None:
+    from mrisr.download import materialise
+
+    record = materialise(a.spec, Path(a.out_dir), Path(a.cache_dir))
+    print(f"{len(record['entries'])} entries from {len(record['sources'])} archive(s) in {a.out_dir}")
 
 
 def cmd_inventory(a: argparse.Namespace) -> None:
@@ -122,6 +146,14 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
              a.dataset, a.task, a.scale, a.reference, a.device, not a.no_sr, dict(a.set))
 
 
+def cmd_upscale(a: argparse.Namespace) -> None:
+    _set_threads(a.threads)
+    from mrisr.upscale import upscale_file
+
+    grid = upscale_file(a.model, a.input, a.output, a.scale, a.axes, a.device, normalize=not a.no_normalize)
+    print(f"{a.input} {list(grid.lr_shape)} -> {a.output} {list(grid.hr_shape)} (x{a.scale:g} on axes {list(grid.axes)})")
+
+
 def cmd_tables(a: argparse.Namespace) -> None:
     from mrisr.evaluate.figures import metric_plot
     from mrisr.evaluate.tables import write_tables
@@ -135,6 +167,28 @@ def cmd_figure(a: argparse.Namespace) -> None:
     from mrisr.evaluate.figures import comparison_figure
 
     comparison_figure([Path(p) for p in a.eval_dirs], Path(a.out), a.title)
+
+
+def cmd_sweep_table(a: argparse.Namespace) -> None:
+    from mrisr.evaluate.sweep import write_sweep_tables
+
+    df = write_sweep_tables([Path(p) for p in a.sweep_dirs], Path(a.out), Path(a.plot))
+    print(f"{len(df)} sweep rows -> {a.out}")
+
+
+def cmd_cost(a: argparse.Namespace) -> None:
+    _set_threads(a.threads)
+    from mrisr.evaluate.cost import cost_plot, measure_costs, parse_method_spec, write_cost_csv
+
+    try:
+        specs = [parse_method_spec(m) for m in a.methods]
+    except ValueError as err:
+        raise SystemExit(f"mrisr cost: error: {err}") from None
+    rows = measure_costs(specs, Path(a.split_file), Path(a.lr_dir), a.dataset, a.scale, a.device, a.repeats)
+    write_cost_csv(Path(a.out), rows)
+    if a.plot:
+        cost_plot(rows, Path(a.plot), f"{a.dataset} ×{a.scale:g}")
+    print("\n".join(f"{r['method']}: {r['n_params']} params, {r['frames_per_s']:.1f} frames/s" for r in rows))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -152,6 +206,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--n-subjects", type=int, required=True)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--params", type=_json, default={})
+
+    s = add("download", cmd_download, "fetch (resumable), verify sha256, safely extract raw data; download.json last")
+    s.add_argument("--spec", type=_json, required=True,
+                   help='JSON: {"url", "sha256", "auth_env"} or {"archive", "sha256"} (each may be a list)')
+    s.add_argument("--out-dir", required=True)
+    s.add_argument("--cache-dir", required=True, help="where downloads (and their .part files) are kept")
 
     s = add("inventory", cmd_inventory, "list the subjects a reader finds in a raw folder")
     s.add_argument("--reader", required=True)
@@ -235,9 +295,38 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--set", type=_key_int, nargs="*", default=[], metavar="KEY=INT",
                    help="inference-time model settings, e.g. omega=3 (no new parameters)")
 
+    s = add("upscale", cmd_upscale, "apply a trained model to a NIfTI at any scale it supports")
+    s.add_argument("--model", required=True, help="model folder (with model.pt) or model file")
+    s.add_argument("--scale", type=_scale, required=True)
+    s.add_argument("--axes", type=_int_list, default=None,
+                   help="comma-separated axes to upscale, e.g. 0,1 (default: 0,1 for 2D models, 0,1,2 for 3D)")
+    s.add_argument("--device", default="cpu")
+    s.add_argument("--threads", type=int, default=None)
+    s.add_argument("--no-normalize", action="store_true", help="input already in [0, 1]: no percentile mapping")
+    s.add_argument("input")
+    s.add_argument("output")
+
     s = add("tables", cmd_tables, "summary.csv (long form) + Markdown tables + plot")
     s.add_argument("--eval-dirs", nargs="+", required=True)
     s.add_argument("--out-dir", required=True)
+
+    s = add("sweep-table", cmd_sweep_table, "sweeps.csv (long form) + plot from inference-time sweep folders")
+    s.add_argument("--sweep-dirs", nargs="+", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--plot", required=True)
+
+    s = add("cost", cmd_cost, "parameters and inference frames/s of each method on the first test subject")
+    s.add_argument("--methods", nargs="+", required=True, metavar="METHOD[=MODEL]",
+                   help="interpolation names or name=path/to/model.pt")
+    s.add_argument("--split-file", required=True)
+    s.add_argument("--lr-dir", required=True)
+    s.add_argument("--dataset", required=True)
+    s.add_argument("--scale", type=float, required=True)
+    s.add_argument("--device", default="cpu")
+    s.add_argument("--threads", type=int, default=None)
+    s.add_argument("--repeats", type=int, default=3)
+    s.add_argument("--out", required=True)
+    s.add_argument("--plot", default=None)
 
     s = add("figure", cmd_figure, "LR | bicubic | model | HR | error figure for one dataset×scale")
     s.add_argument("--eval-dirs", nargs="+", required=True)

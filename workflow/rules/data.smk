@@ -1,4 +1,8 @@
 # raw -> inventory (checkpoint) -> prepared/{subject}/ -> split.json
+# raw comes from `synth` (built-in), `download` (url/archive, download.smk) or an existing `dir`.
+
+
+include: "download.smk"
 
 
 rule synth:
@@ -23,7 +27,12 @@ def raw_dir(dataset):
 
 
 def raw_marker(wc):
-    return [] if "dir" in ds(wc.dataset)["raw"] else f"resources/raw/{wc.dataset}/manifest.json"
+    """The file whose presence means the raw folder is complete (none for a user's `dir`)."""
+    raw = ds(wc.dataset)["raw"]
+    if "dir" in raw:
+        return []
+    marker = "manifest.json" if "synth" in raw else "download.json"
+    return f"resources/raw/{wc.dataset}/{marker}"
 
 
 checkpoint inventory:

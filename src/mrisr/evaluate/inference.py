@@ -58,9 +58,12 @@ def _forward(model, lr: np.ndarray, ref: np.ndarray | None, device: str) -> np.n
 
     kwargs = {"lr": torch.from_numpy(np.ascontiguousarray(lr, dtype=np.float32)).to(device)}
     if "ref" in _model_inputs(model):
-        if ref is None:
+        # A model may list "ref" yet not use it (MINet's no-reference ablation keeps the
+        # two-input signature): the model says whether it needs one; by default it does.
+        if ref is None and getattr(model, "needs_ref", True):
             raise ValueError("model needs a reference image ('ref') but none was given")
-        kwargs["ref"] = torch.from_numpy(np.ascontiguousarray(ref, dtype=np.float32)).to(device)
+        if ref is not None:
+            kwargs["ref"] = torch.from_numpy(np.ascontiguousarray(ref, dtype=np.float32)).to(device)
     with torch.no_grad():
         out = model(**kwargs)
     return out.detach().float().cpu().numpy()

@@ -199,6 +199,12 @@ class MINet(SRModel):
         self.integration = MultiStageIntegration(n_stages, n_feats) if self.use_integration else None
         self._aux: torch.Tensor | None = None
 
+    @property
+    def needs_ref(self) -> bool:
+        """Whether forward needs `ref`: `inputs` keeps "ref" for every variant (same store, same
+        call), but the no-reference ablation ignores it, so inference may run it without one."""
+        return self.use_ref
+
     # -- forward ---------------------------------------------------------------------------
     def check_inputs(self, lr: torch.Tensor, ref: torch.Tensor | None) -> None:
         if lr.ndim != 4 or lr.shape[1] != 1:

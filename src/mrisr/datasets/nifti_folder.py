@@ -1,0 +1,162 @@
+"""The user's own data: NIfTI files (or DICOM series folders) found by glob patterns.
+
+Options (`reader_options` of reader `nifti`):
+  series: {name: pattern}, one entry per contrast (e.g. {t1: ..., t2: ...} for clinical
+          paired T1/T2, or a single entry). A pattern is a glob ('*', '?') relative to the
+          raw folder. Two ways to say where the subject is:
+          * with `{subject}` in the pattern, the subject id is read from the path:
+            "{subject}_T1.nii.gz" (flat folder), "{subject}/anat/{subject}_T2w.nii.gz"
+            (BIDS; every `{subject}` in one path must be the same id);
+          * without it, subjects are the folders (up to 3 levels down) in which every
+            pattern matches, and patterns are relative to the subject folder:
+            "*T1*.nii.gz", "dicom/t2".
+          A pattern that matches a folder reads it as one DICOM series (SimpleITK/GDCM).
+Exactly one match per series and subject: more is ambiguous and fails that subject.
+3D images are series as they are; a 4D image is a cine (X, Y, Z, T) whose ED/ES are
+detected as for DSB (mrisr.datasets.dsb.detect_ed_es) and written to the sidecar.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import SimpleITK as sitk
+
+from mrisr.datasets.base import Series, check_name, find_subject_dirs
+from mrisr.datasets.dsb import LPS_TO_RAS, detect_ed_es
+from mrisr.errors import InputError
+from mrisr.io import read_nifti, to_ras
+
+SUBJECT = "{subject}"
+
+
+def sitk_to_ras(image: sitk.Image) -> tuple[np.ndarray, np.ndarray]:
+    """A SimpleITK 3D image (LPS physical space) as canonical RAS (data (X,Y,Z), affine)."""
+    data = np.transpose(sitk.GetArrayFromImage(image), (2, 1, 0)).astype(np.float32)
+    lps = np.eye(4)
+    lps[:3, :3] = np.asarray(image.GetDirection()).reshape(3, 3) * np.asarray(image.GetSpacing())
+    lps[:3, 3] = image.GetOrigin()
+    img = to_ras(nib.Nifti1Image(data, LPS_TO_RAS @ lps))
+    return np.asarray(img.dataobj, dtype=np.float32), img.affine.astype(np.float64)
+
+
+def read_dicom_series(folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The one DICOM series in `folder`, slices ordered by position (GDCM)."""
+    try:
+        ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
+    except RuntimeError:
+        ids = ()
+    if not ids:
+        raise InputError(folder, "no DICOM series in this folder")
+    if len(ids) > 1:
+        raise InputError(folder, f"{len(ids)} DICOM series in one folder; point the pattern at a single series")
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), ids[0]))
+    try:
+        image = reader.Execute()
+    except RuntimeError as err:
+        raise InputError(folder, f"unreadable DICOM series ({str(err).strip().splitlines()[-1][:120]})") from None
+    data, affine = sitk_to_ras(image)
+    if not np.isfinite(data).all():
+        raise InputError(folder, "DICOM series contains NaN/Inf values")
+    return data, affine
+
+
+def pattern_regex(pattern: str) -> re.Pattern:
+    """Glob with `{subject}` -> regex; the first `{subject}` captures, later ones must repeat it."""
+    out, seen = [], False
+    for piece in re.split(r"(\{subject\}|\*|\?)", pattern):
+        if piece == SUBJECT:
+            # ids become file and wildcard names: letters, digits, '_' and '-' only
+            out.append(r"(?P=subject)" if seen else r"(?P<subject>[A-Za-z0-9][A-Za-z0-9_\-]*?)")
+            seen = True
+        elif piece == "*":
+            out.append(r"[^/]*")
+        elif piece == "?":
+            out.append(r"[^/]")
+        else:
+            out.append(re.escape(piece))
+    return re.compile("".join(out))
+
+
+class NiftiFolderReader:
+    """Per-contrast glob patterns over the user's folder (see the module docstring)."""
+
+    def __init__(self, series: dict[str, str] | None = None) -> None:
+        if not series or not isinstance(series, dict):
+            raise ValueError("nifti reader needs `series`: {name: glob pattern}, e.g. {t1: '{subject}_T1.nii.gz'}")
+        self.series = {check_name(k, "series"): str(v) for k, v in series.items()}
+        with_id = [SUBJECT in p for p in self.series.values()]
+        if any(with_id) and not all(with_id):
+            raise ValueError("nifti reader: either every series pattern contains {subject} or none does")
+        for name, p in self.series.items():
+            if p.startswith("/") or ".." in Path(p).parts:
+                raise ValueError(f"nifti reader: pattern of {name!r} must be relative, without '..': {p!r}")
+        self.by_path = all(with_id)
+
+    # --- where the files are -------------------------------------------------------------
+
+    def _matches_by_path(self, raw_dir: Path) -> dict[str, dict[str, list[Path]]]:
+        """subject -> series -> matching paths ({subject} patterns)."""
+        found: dict[str, dict[str, list[Path]]] = {}
+        for name, pattern in self.series.items():
+            regex = pattern_regex(pattern)
+            for path in sorted(raw_dir.glob(pattern.replace(SUBJECT, "*"))):
+                m = regex.fullmatch(path.relative_to(raw_dir).as_posix())
+                if m:
+                    found.setdefault(m.group("subject"), {}).setdefault(name, []).append(path)
+        return {s: v for s, v in found.items() if set(v) == set(self.series)}
+
+    def _matches_in(self, folder: Path) -> dict[str, list[Path]]:
+        return {name: sorted(folder.glob(p)) for name, p in self.series.items()}
+
+    def _is_subject(self, folder: Path) -> bool:
+        return all(self._matches_in(folder).values())
+
+    def _subject_matches(self, raw_dir: Path, subject: str) -> tuple[dict[str, list[Path]], Path]:
+        raw_dir = Path(raw_dir)
+        if not raw_dir.is_dir():
+            raise InputError(raw_dir, "raw data folder not found")
+        if self.by_path:
+            matches = self._matches_by_path(raw_dir)
+            if subject not in matches:
+                raise InputError(raw_dir, f"subject {subject!r} not found (or missing a series)")
+            return matches[subject], raw_dir
+        dirs = find_subject_dirs(raw_dir, self._is_subject)
+        if subject not in dirs:
+            raise InputError(raw_dir, f"subject {subject!r} not found (or missing a series)")
+        return self._matches_in(dirs[subject]), dirs[subject]
+
+    def list_subjects(self, raw_dir: Path) -> list[str]:
+        raw_dir = Path(raw_dir)
+        if not raw_dir.is_dir():
+            raise InputError(raw_dir, "raw data folder not found")
+        if self.by_path:
+            return sorted(self._matches_by_path(raw_dir))
+        return list(find_subject_dirs(raw_dir, self._is_subject))
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def load(self, raw_dir: Path, subject: str) -> list[Series]:
+        matches, where = self._subject_matches(raw_dir, subject)
+        out = []
+        for name, paths in matches.items():
+            if len(paths) != 1:
+                listed = ", ".join(p.name for p in paths[:4])
+                raise InputError(where, f"series {name!r}: pattern {self.series[name]!r} matches {len(paths)} "
+                                        f"paths ({listed}); make it match one")
+            path = paths[0]
+            data, affine = read_dicom_series(path) if path.is_dir() else read_nifti(path, ndim=(3, 4))
+            meta = {"source": str(path), "contrast": name}
+            if data.ndim == 4:
+                try:
+                    ed, es, curve = detect_ed_es(data)
+                except ValueError as err:
+                    raise InputError(path, f"4D image read as a cine, ED/ES detection failed: {err}") from None
+                meta.update({"frames": int(data.shape[3]), "ed": ed, "es": es,
+                             "ed_es": {"method": "blood_pool_size", "curve": curve}})
+            out.append(Series(name, data, affine, meta))
+        return out

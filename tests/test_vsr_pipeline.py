@@ -1,0 +1,194 @@
+"""Cine video SR in the workflow: clip stores, the DAG of a phase_vsr config (external
+test set, per-method scales, inference sweeps, cost table) and the sweep/cost outputs."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from mrisr.errors import InputError
+from mrisr.evaluate.cost import COST_COLUMNS, MethodSpec, measure_costs, parse_method_spec, write_cost_csv
+from mrisr.evaluate.sweep import SWEEP_COLUMNS, write_sweep_tables
+from mrisr.io import read_json, read_nifti
+from mrisr.models import build_model, count_parameters, save_model
+from mrisr.models.phase import phase_code
+
+REPO = Path(__file__).resolve().parents[1]
+LR_DIR = "results/tiny_cine/lr/lowpass_bicubic/x2"
+STORE = "results/tiny_cine/patches/vsr2w1-x2_train.h5"
+FRAMES, SLICES = 6, 2
+
+PHASE_ARGS = {"n_feats": 4, "n_layers": 1, "n_warmup": 1, "fusion_n": 1, "omega": 1}
+TRAIN = {"steps": 2, "batch_size": 2, "val_every": 1, "ckpt_every": 1, "clip_frames": 2}
+TINY = {
+    "seed": 3,
+    "device": "cpu",
+    "datasets": {
+        "tiny_cine": {
+            "kind": "cine", "reader": "acdc",
+            "raw": {"synth": {"kind": "cine", "n_subjects": 3,
+                              "params": {"size": [24, 24], "slices": SLICES, "frames": FRAMES}}},
+            "target": "cine",
+            "degradation": {"mode": "lowpass_bicubic", "axes": [0, 1]},
+            "scales": [2],
+            "patches": {"hr_patch": [12, 12], "train_per_subject": 5, "val_per_subject": 2},
+            "methods": ["bicubic", "phase_vsr", {"name": "phase_vsr_nomem", "scales": [2]}],
+        },
+        "tiny_cine_ext": {
+            "kind": "cine", "reader": "acdc", "train_from": "tiny_cine",
+            "raw": {"synth": {"kind": "cine", "n_subjects": 3, "params": {"size": [36, 36], "slices": 1, "frames": 8}}},
+            "target": "cine",
+            "degradation": {"mode": "lowpass_bicubic", "axes": [0, 1]},
+            "scales": [2],
+            "methods": ["bicubic", "phase_vsr"],
+        },
+    },
+    "models": {
+        "phase_vsr": {"arch": "phase_vsr", "store": "clips", "args": PHASE_ARGS, "train": TRAIN,
+                      "sweeps": {"omega": [0, 2], "n_warmup": [0, 2]}},
+        "phase_vsr_nomem": {"arch": "phase_vsr", "store": "clips", "train": TRAIN,
+                            "args": {**PHASE_ARGS, "n_warmup": 0, "omega": 0, "memory": False,
+                                     "bidirectional": False, "fusion": False}},
+    },
+}
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    cfg = workdir / "config.yaml"
+    cfg.write_text(yaml.safe_dump(TINY))
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(cfg), "--cores", "2", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def staged(tmp_path_factory) -> Path:
+    """Data up to one clip store, and both inventories (so a dry run sees the whole DAG)."""
+    work = tmp_path_factory.mktemp("vsr")
+    run = snakemake(work, STORE, "results/tiny_cine_ext/inventory.json")
+    assert run.returncode == 0, run.stderr[-4000:]
+    return work
+
+
+def job_counts(out: str) -> dict[str, int]:
+    block = out.split("Job stats:", 1)[1]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", block, re.M) if m.group(1) != "total"}
+
+
+def job_blocks(out: str, rule: str) -> list[str]:
+    """The dry-run text (input, output, ...) of every job of one rule."""
+    return [m.group(2) for m in re.finditer(rf"^(local)?rule {rule}:\n(.*?)(?=^\S|\Z)", out, re.M | re.S)]
+
+
+def rule_block(out: str, rule: str) -> str:
+    blocks = job_blocks(out, rule)
+    assert len(blocks) == 1, f"expected one {rule} job in the dry run, got {len(blocks)}"
+    return blocks[0]
+
+
+def test_dag_runs_sweeps_cost_and_external_set(staged: Path) -> None:
+    run = snakemake(staged, "all", "-n")
+    assert run.returncode == 0, run.stderr[-4000:]
+    counts = job_counts(run.stdout)
+    # 2 swept keys × 2 values; models trained once (none for the external set); evaluations:
+    # 3 methods on tiny_cine + 2 on tiny_cine_ext.
+    assert counts["sweep_evaluate"] == 4 and counts["sweep_table"] == 1 and counts["cost"] == 1
+    assert counts["train"] == 2 and counts["evaluate"] == 5
+    assert "results/models/tiny_cine_ext" not in run.stdout
+    # the external set is evaluated with the model trained on tiny_cine
+    ext_eval = [b for b in job_blocks(run.stdout, "evaluate") if "results/eval/tiny_cine_ext/phase_vsr/x2/" in b]
+    assert len(ext_eval) == 1 and "results/models/tiny_cine/phase_vsr/x2/model.pt" in ext_eval[0]
+    # the main summary never reads sweep folders; sweeps go to their own table
+    assert "/sweep/" not in rule_block(run.stdout, "tables")
+    assert "results/eval/tiny_cine/phase_vsr/x2/sweep/omega2/metrics.csv" in rule_block(run.stdout, "sweep_table")
+    assert "vsr2w0-x2_train.h5" in run.stdout  # the no-memory rung has its own (warm-up free) store
+
+
+def test_clip_store_holds_cyclic_clips_of_the_lr_cine(staged: Path) -> None:
+    with h5py.File(staged / STORE) as f:
+        lr, hr, phase = f["lr"][:], f["hr"][:], f["phase"][:]
+        assert f.attrs["task"] == "vsr2w1" and json.loads(f.attrs["clip"]) == [2, 1]
+        subjects = json.loads(f.attrs["subjects"])
+        subj_idx = f["subject"][:]
+    n = len(lr)
+    assert lr.shape == (n, 4, 6, 6) and hr.shape == (n, 2, 12, 12) and phase.shape == (n, 4)
+    for k in range(n):
+        name = subjects[int(subj_idx[k])]
+        lr_cine, _ = read_nifti(staged / LR_DIR / f"{name}.nii.gz", canonical=False)
+        side = read_json(staged / f"results/tiny_cine/prepared/{name}/cine.json")
+        hr_cine, _ = read_nifti(staged / f"results/tiny_cine/prepared/{name}/cine.nii.gz", canonical=False)
+        # Find where this clip came from by exhaustive search, then check every array.
+        hits = [(z, t0, cx, cy) for z in range(SLICES) for t0 in range(FRAMES) for cx in range(7) for cy in range(7)
+                if np.array_equal(lr[k], np.moveaxis(lr_cine[cx:cx + 6, cy:cy + 6, z][..., (t0 + np.arange(-1, 3)) % FRAMES], -1, 0))]
+        assert hits, f"clip {k} is not 4 cyclically consecutive frames of {name}'s LR cine"
+        z, t0, cx, cy = hits[0]
+        centre = (t0 + np.arange(2)) % FRAMES
+        assert np.array_equal(hr[k], np.moveaxis(hr_cine[2 * cx:2 * cx + 12, 2 * cy:2 * cy + 12, z][..., centre], -1, 0))
+        idx = (t0 + np.arange(-1, 3)) % FRAMES
+        np.testing.assert_allclose(phase[k], phase_code(idx, side["ed"], side["es"], FRAMES), atol=1e-6)
+        assert math.isclose(float(phase_code(side["ed"], side["ed"], side["es"], FRAMES)), 1.0)
+
+
+def _fake_sweep_dir(root: Path, key: str, value: int, scores: dict[str, float]) -> Path:
+    d = root / f"{key}{value}"
+    d.mkdir(parents=True)
+    (d / "meta.json").write_text(json.dumps({"dataset": "ds", "task": "sisr2d", "scale": 4.0, "method": "phase_vsr",
+                                             "overrides": {key: value}}))
+    lines = ["subject,psnr,cardiac_psnr"] + [f"{s},{v},{v - 1}" for s, v in scores.items()]
+    (d / "metrics.csv").write_text("\n".join(lines) + "\n")
+    return d
+
+
+def test_sweep_table_contract(tmp_path: Path) -> None:
+    dirs = [_fake_sweep_dir(tmp_path, "omega", 0, {"a": 20.0, "b": 22.0}),
+            _fake_sweep_dir(tmp_path, "omega", 3, {"a": 25.0, "b": 25.0}),
+            _fake_sweep_dir(tmp_path, "n_warmup", 6, {"a": 30.0})]
+    df = write_sweep_tables(dirs, tmp_path / "sweeps.csv", tmp_path / "sweeps.png")
+    back = pd.read_csv(tmp_path / "sweeps.csv")
+    assert list(back.columns) == SWEEP_COLUMNS and len(back) == len(df) == 6
+    row = back[(back.key == "omega") & (back.value == 0) & (back.metric == "psnr")].iloc[0]
+    assert row["mean"] == pytest.approx(21.0) and row["std"] == pytest.approx(math.sqrt(2.0)) and row["n"] == 2
+    row = back[(back.key == "n_warmup") & (back.metric == "cardiac_psnr")].iloc[0]
+    assert row["mean"] == pytest.approx(29.0) and row["std"] == 0.0 and row["n"] == 1
+    assert (tmp_path / "sweeps.png").stat().st_size > 1000
+
+
+def test_sweep_folder_needs_one_override(tmp_path: Path) -> None:
+    d = _fake_sweep_dir(tmp_path, "omega", 1, {"a": 20.0})
+    meta = json.loads((d / "meta.json").read_text())
+    (d / "meta.json").write_text(json.dumps({**meta, "overrides": {"omega": 1, "n_warmup": 2}}))
+    with pytest.raises(InputError, match="exactly one"):
+        write_sweep_tables([d], tmp_path / "s.csv", tmp_path / "s.png")
+
+
+def test_cost_counts_parameters_and_every_frame(staged: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(staged)  # LR sidecars name their HR source relative to the workflow directory
+    torch.manual_seed(0)
+    model = build_model("phase_vsr", scale=2, dims=2, grid_convention="center", **PHASE_ARGS)
+    path = tmp_path / "model.pt"
+    save_model(path, model, arch="phase_vsr", args=PHASE_ARGS, scale=2, dims=2, grid_convention="center",
+               step=0, val_psnr=0.0)
+    specs = [parse_method_spec("bicubic"), parse_method_spec(f"phase_vsr={path}")]
+    assert specs[1] == MethodSpec("phase_vsr", path)
+    rows = measure_costs(specs, staged / "results/tiny_cine/split.json", staged / LR_DIR, "tiny_cine", 2, repeats=1)
+    assert [r["method"] for r in rows] == ["bicubic", "phase_vsr"]
+    assert rows[0]["n_params"] == 0 and rows[1]["n_params"] == count_parameters(model) > 0
+    assert all(r["frames"] == SLICES * FRAMES and r["frames_per_s"] > 0 for r in rows)
+    write_cost_csv(tmp_path / "cost.csv", rows)
+    assert list(pd.read_csv(tmp_path / "cost.csv").columns) == list(COST_COLUMNS)
+
+
+def test_cost_method_spec_needs_a_model_for_networks() -> None:
+    with pytest.raises(ValueError, match="needs a model file"):
+        parse_method_spec("phase_vsr")
