@@ -257,7 +257,10 @@ def test_perceptual_loss_is_feature_mse_with_gradient_to_sr_only(tmp_path):
     loss = loss_fn(other, hr)
     mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-    expected = F.mse_loss(net((other.detach().repeat(1, 3, 1, 1) - mean) / std), net((hr.repeat(1, 3, 1, 1) - mean) / std))
+    def features(x: torch.Tensor) -> torch.Tensor:  # grey → RGB, ImageNet standardisation, VGG
+        return net((x.detach().repeat(1, 3, 1, 1) - mean) / std)
+
+    expected = F.mse_loss(features(other), features(hr))
     torch.testing.assert_close(loss.detach(), expected)
     loss.backward()
     assert other.grad is not None and float(other.grad.abs().sum()) > 0

@@ -184,8 +184,8 @@ def batch_of(stores, n: int = 2) -> dict[str, torch.Tensor]:
 
 def test_every_loss_term_is_finite_and_decreases_in_a_tiny_overfit_run(stores, tmp_path):
     """The real alternating step on one fixed unpaired batch: every term stays finite, the
-    reconstruction terms and both critics' losses fall. Then each term is overfit alone
-    (critics frozen), which must lower it: in the joint run the adversarial generator terms
+    reconstruction terms and both critics' losses fall. The other terms are then overfit alone
+    (critics frozen), which must lower them: in the joint run the adversarial generator terms
     legitimately rise as the critics learn, and the feature cycle chases moving features."""
     trainer = U.UdeanTrainer(udean_cfg(steps=25, lr=3e-3, scheduler="none"), *stores, tmp_path / "run", 0, "cpu")
     batch = batch_of(stores)
@@ -198,7 +198,7 @@ def test_every_loss_term_is_finite_and_decreases_in_a_tiny_overfit_run(stores, t
     for k in ("image_cycle", "hr_consistency", "lr_consistency", "d_lr", "d_feat"):
         assert history[k][-5:].mean() < 0.9 * history[k][:5].mean(), (k, history[k])
 
-    for term in U.TERMS:
+    for term in ("feature_cycle", "degradation_adaptation", "feature_adaptation"):  # the others fell above
         system = tiny_system()
         opt = torch.optim.Adam(system.generator_parameters(), lr=3e-3)
         values = []
@@ -208,7 +208,7 @@ def test_every_loss_term_is_finite_and_decreases_in_a_tiny_overfit_run(stores, t
             opt.zero_grad()
             loss.backward()
             opt.step()
-            values.append(float(loss))
+            values.append(float(loss.detach()))
         assert all(math.isfinite(v) for v in values) and values[-1] < 0.8 * values[0], (term, values)
 
 

@@ -44,7 +44,6 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-import mrisr.models.meta_srgan  # noqa: F401  (registers meta_srgan and srgan)
 from mrisr.degrade import degrade_array
 from mrisr.degrade.kspace import WINDOWS
 from mrisr.degrade.pipeline import CONVENTION_OF_MODE, MODES
@@ -53,14 +52,14 @@ from mrisr.grid import format_scale, integer_scale
 from mrisr.io import atomic_path
 from mrisr.models import build_model, count_parameters, save_model
 from mrisr.models.io import plain_scale, read_model_record
-from mrisr.models.meta_srgan import Discriminator, GridCubicUpsample
+from mrisr.models.meta_srgan import Discriminator, GridCubicUpsample  # (importing registers meta_srgan, srgan)
 from mrisr.patches.dataset import PatchDataset, store_attrs
 from mrisr.train.card import budget_note
 from mrisr.train.checkpoint import load_checkpoint, restore_rng_states, save_checkpoint
 from mrisr.train.config import fingerprint
 from mrisr.train.loop import Paths, Progress, describe_device, resolve_device
 from mrisr.train.losses import psnr_per_sample
-from mrisr.train.perceptual import PerceptualLoss, perceptual_from_config
+from mrisr.train.perceptual import perceptual_from_config
 from mrisr.train.sampler import STAGE_TRAIN, StepBatchSampler, augment_batch, augment_plan
 from mrisr.train.signals import EXIT_STATUS, StopRequest, ignore_stop_signals_in_worker
 
@@ -299,8 +298,8 @@ class GanCardFacts:
 
 def render_gan_card(f: GanCardFacts) -> str:
     cfg = f.cfg
-    scale_text = (f"{format_scale(f.scales[0])}" if len(set(f.scales)) == 1 else
-                  f"{len(f.scales)} scales {format_scale(min(f.scales))}…{format_scale(max(f.scales))}, one per minibatch")
+    lo, hi = format_scale(min(f.scales)), format_scale(max(f.scales))
+    scale_text = lo if lo == hi else f"{len(f.scales)} scales {lo}…{hi}, one per minibatch"
     lines = [
         f"# Model card: {f.arch} (adversarial, {f.task})",
         "",
