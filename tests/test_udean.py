@@ -133,6 +133,22 @@ def test_downsampling_head_reads_the_hr_samples_the_corner_grid_keeps():
         ed(torch.rand(1, 1, 7, 6, 4))
 
 
+def test_untrained_system_is_decimation_and_tricubic():
+    """Zero-initialised output convs: generated LR = the HR samples the corner grid keeps, and the
+    SR paths = tricubic upsampling of their LR input (the anchors UDEAN learns residuals from)."""
+    system = tiny_system()
+    hr, lr = torch.rand(2, 1, 8, 8, 8), torch.rand(2, 1, 4, 4, 4)
+    with torch.no_grad():
+        out = system(hr, lr)
+    decimated = hr[:, :, ::2, ::2, ::2]
+    np.testing.assert_array_equal(out["x_st"].numpy(), decimated.numpy())
+    np.testing.assert_array_equal(out["x_t_hat"].numpy(), lr.numpy())
+    grid = Grid("corner", (0, 1, 2), (8, 8, 8), (4, 4, 4))
+    tricubic = cubic_upsample(decimated[0, 0].numpy().astype(np.float64), grid)
+    np.testing.assert_allclose(out["y_sts"][0, 0].numpy(), tricubic, atol=1e-5)
+    np.testing.assert_allclose(out["y_s_hat"][0, 0].numpy(), tricubic, atol=1e-5)
+
+
 def test_discriminator_scores_thin_and_cubic_patches():
     d = VGGDiscriminator3D(in_channels=3, n_feats=4, n_stages=3)
     assert d(torch.rand(2, 3, 16, 16, 3)).shape == (2,)  # thin axis keeps stride 1
@@ -188,7 +204,7 @@ def test_every_loss_term_is_finite_and_decreases_in_a_tiny_overfit_run(stores, t
     (critics frozen), which must lower them: in the joint run the adversarial generator terms
     legitimately rise as the critics learn, and the feature cycle chases moving features."""
     trainer = U.UdeanTrainer(udean_cfg(steps=25, lr=3e-3, scheduler="none"), *stores, tmp_path / "run", 0, "cpu")
-    batch = batch_of(stores)
+    batch = batch_of(stores, n=1)
     for _ in range(25):
         trainer.optimizer_step(batch)
     history = {k: torch.stack(v).numpy() for k, v in trainer.term_window.items()}
@@ -200,6 +216,8 @@ def test_every_loss_term_is_finite_and_decreases_in_a_tiny_overfit_run(stores, t
 
     for term in ("feature_cycle", "degradation_adaptation", "feature_adaptation"):  # the others fell above
         system = tiny_system()
+        if term != "feature_cycle":  # a critic that has learnt to tell real from fake first
+            train_critics(system, batch, steps=10)
         opt = torch.optim.Adam(system.generator_parameters(), lr=3e-3)
         values = []
         for _ in range(10):
@@ -209,7 +227,18 @@ def test_every_loss_term_is_finite_and_decreases_in_a_tiny_overfit_run(stores, t
             loss.backward()
             opt.step()
             values.append(float(loss.detach()))
-        assert all(math.isfinite(v) for v in values) and values[-1] < 0.8 * values[0], (term, values)
+        assert all(math.isfinite(v) for v in values) and values[-1] < 0.85 * values[0], (term, values)
+
+
+def train_critics(system: UdeanSystem, batch: dict, steps: int) -> None:
+    opt = torch.optim.Adam(system.discriminator_parameters(), lr=3e-3)
+    with torch.no_grad():
+        out = system(batch["hr"], batch["lr"])
+    for _ in range(steps):
+        d = U.discriminator_terms(system, out, batch["lr"])
+        opt.zero_grad()
+        (d["d_lr"] + d["d_feat"]).backward()
+        opt.step()
 
 
 # ---------------------------------------------------------------------------- data streams, config
@@ -279,3 +308,10 @@ def test_training_run_outputs_and_resume_after_sigterm(stores, tmp_path, monkeyp
 
     with pytest.raises(InputError, match="different model/train config"):
         U.train_udean({**cfg, "udean": {**TINY_UDEAN, "beta": 0.1}}, *stores, out, seed=2, device="cpu")
+
+
+def test_bf16_step_keeps_losses_in_float32(stores, tmp_path):
+    trainer = U.UdeanTrainer(udean_cfg(bf16=True), *stores, tmp_path / "bf16", 0, "cpu")
+    loss, _ = trainer.optimizer_step(batch_of(stores, n=1))
+    assert loss.dtype == torch.float32 and math.isfinite(float(loss))
+    assert all(v[0].dtype == torch.float32 for v in trainer.term_window.values())

@@ -192,3 +192,22 @@ def test_cost_counts_parameters_and_every_frame(staged: Path, tmp_path: Path, mo
 def test_cost_method_spec_needs_a_model_for_networks() -> None:
     with pytest.raises(ValueError, match="needs a model file"):
         parse_method_spec("phase_vsr")
+
+
+def test_init_cubic_starts_at_the_cubic_baseline_and_still_trains() -> None:
+    """init_cubic: the untrained model returns the cubic upsample of the central frames
+    (numpy reference), yet every parameter still receives a gradient path via the decoder."""
+    from mrisr.grid import Grid, cubic_upsample
+
+    torch.manual_seed(0)
+    model = build_model("phase_vsr", scale=2, dims=2, grid_convention="center", **PHASE_ARGS, init_cubic=True)
+    lr, phase = torch.rand(1, 4, 1, 5, 5), torch.rand(1, 4) * 2 - 1  # n_warmup=1 → central frames 1, 2
+    out = model(lr, phase)
+    grid = Grid("center", axes=(0, 1), hr_shape=(10, 10), lr_shape=(5, 5))
+    for k, t in enumerate((1, 2)):
+        np.testing.assert_allclose(out[0, k, 0].detach().numpy(), cubic_upsample(lr[0, t, 0].numpy(), grid), atol=1e-5)
+    model.loss(out, {"hr": torch.rand_like(out)}).backward()
+    assert float(model.up[-1].weight.grad.abs().sum()) > 0  # the zeroed conv learns from step 1
+    torch.manual_seed(0)
+    plain = build_model("phase_vsr", scale=2, dims=2, grid_convention="center", **PHASE_ARGS)
+    assert count_parameters(plain) == count_parameters(model)

@@ -46,6 +46,10 @@ Ablation ladder (the paper's ablation table); the lead registers these by args:
     phase_vsr_pf      + fusion=True, use_phase=True  (phase fusion, N = fusion_n = 2)
     phase_vsr         + omega=2  (residual of residual: the full model)
 
+`init_cubic=True` zeroes the decoder's last conv so training starts at the cubic baseline
+(an initialisation, not an architecture change: short schedules then improve on cubic from
+the first step instead of first unlearning a random decoder).
+
 `fusion=False` replaces PF by a parameter-free merge (H_F, or the mean of H_F and H_B;
 the phase code, which enters through PF only, is then unused),
 so each rung adds exactly one component.
@@ -182,6 +186,7 @@ class PhaseVSR(SRModel):
         use_phase: bool = True,
         fusion: bool = True,
         memory: bool = True,
+        init_cubic: bool = False,
     ) -> None:
         super().__init__()
         scale = check_integer_scale(scale)
@@ -201,6 +206,11 @@ class PhaseVSR(SRModel):
         n_dirs = 2 if self.bidirectional else 1
         self.pf = PhaseFusion(n_feats, fusion_n, n_dirs, self.use_phase) if self.fusion else None
         self.up = nn.Sequential(Upsampler(scale, n_feats, 2), conv_nd(2, n_feats, 1))
+        if init_cubic:
+            # Start exactly at the cubic baseline: a randomly initialised decoder adds noise
+            # that short (CPU) schedules spend their first ~100 steps unlearning.
+            nn.init.zeros_(self.up[-1].weight)
+            nn.init.zeros_(self.up[-1].bias)
         self.cubic = CubicUpsample(scale, 2, grid_convention)
         self.stage_outputs: dict[str, list[torch.Tensor]] = {}
 

@@ -80,14 +80,24 @@ def gaussian_taps(n: int, taps: int = SSIM_TAPS, sigma: float = SSIM_SIGMA) -> t
     return w / w.sum()
 
 
-def gaussian_valid(x: torch.Tensor, windows: list[torch.Tensor]) -> torch.Tensor:
-    """Separable Gaussian filter of (B, C, X, Y, Z) keeping only the 'valid' region."""
-    c = x.shape[1]
-    for axis, w in enumerate(windows):
-        shape = [1, 1, 1, 1, 1]
-        shape[2 + axis] = w.numel()
-        kernel = w.to(dtype=x.dtype, device=x.device).reshape(shape).expand(c, 1, *shape[2:])
-        x = torch.nn.functional.conv3d(x, kernel, groups=c)
+@functools.lru_cache(maxsize=32)
+def valid_filter_matrix(n: int) -> torch.Tensor:
+    """(n − k + 1) × n band matrix M with (M @ v)[i] = Σ_j w[j]·v[i + j]: the 'valid' Gaussian
+    filter of one axis. A matmul per axis is far cheaper on CPU than a grouped 1-tap-wide
+    conv3d, and its cost does not depend on patch thinness."""
+    w = gaussian_taps(n)
+    k = w.numel()
+    m = torch.zeros(n - k + 1, n, dtype=torch.float64)
+    for i in range(n - k + 1):
+        m[i, i:i + k] = w
+    return m
+
+
+def gaussian_valid(x: torch.Tensor) -> torch.Tensor:
+    """Separable Gaussian filter over the last three axes of x, keeping only the 'valid' region."""
+    for axis in range(x.ndim - 3, x.ndim):
+        m = valid_filter_matrix(x.shape[axis]).to(dtype=x.dtype, device=x.device)
+        x = torch.movedim(torch.movedim(x, axis, -1) @ m.T, -1, axis)
     return x
 
 
@@ -97,14 +107,15 @@ def ssim3d(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.T
     11-tap window fits)."""
     if x.shape != y.shape or x.ndim != 5:
         raise ValueError(f"ssim3d needs two (B, C, X, Y, Z) tensors of one shape, got {tuple(x.shape)}, {tuple(y.shape)}")
-    windows = [gaussian_taps(n) for n in x.shape[2:]]
-    ux, uy = gaussian_valid(x, windows), gaussian_valid(y, windows)
-    vx = gaussian_valid(x * x, windows) - ux * ux
-    vy = gaussian_valid(y * y, windows) - uy * uy
-    vxy = gaussian_valid(x * y, windows) - ux * uy
-    c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2
-    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
-    return s.flatten(1).mean(dim=1)
+    # float32 even under bf16 autocast: the variances are differences of nearly equal moments.
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        dtype = torch.float64 if x.dtype == torch.float64 else torch.float32  # float64 for reference tests
+        x, y = x.to(dtype), y.to(dtype)
+        ux, uy, xx, yy, xy = gaussian_valid(torch.stack([x, y, x * x, y * y, x * y]))  # one pass for all moments
+        vx, vy, vxy = xx - ux * ux, yy - uy * uy, xy - ux * uy
+        c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2
+        s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
+        return s.flatten(1).mean(dim=1)
 
 
 def ssim_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -113,7 +124,8 @@ def ssim_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def pixel_loss(x: torch.Tensor, y: torch.Tensor, alpha: float) -> torch.Tensor:
-    """Eq. 3: α·L1 + (1 − α)·L_SSIM."""
+    """Eq. 3: α·L1 + (1 − α)·L_SSIM (in float32 whatever the forward's autocast dtype)."""
+    x, y = x.float(), y.float()
     return alpha * torch.nn.functional.l1_loss(x, y) + (1.0 - alpha) * ssim_loss(x, y)
 
 
@@ -127,17 +139,12 @@ def lsgan_g(fake: torch.Tensor) -> torch.Tensor:
     return 0.5 * ((fake - 1.0) ** 2).mean()
 
 
-def as_float(out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Losses in float32 whatever the forward's autocast dtype."""
-    return {k: v.float() for k, v in out.items()}
-
-
 def generator_terms(system: UdeanSystem, out: dict[str, torch.Tensor], x_s: torch.Tensor, x_t: torch.Tensor,
                     alpha: float, beta: float) -> dict[str, torch.Tensor]:
     """Eqs. 5–10, unweighted by λ (β is part of the adversarial terms' definition)."""
     return {
         "image_cycle": pixel_loss(out["y_sts"], x_s, alpha),
-        "feature_cycle": torch.nn.functional.l1_loss(out["f_sts"], out["f_s"]),
+        "feature_cycle": torch.nn.functional.l1_loss(out["f_sts"].float(), out["f_s"].float()),
         "hr_consistency": pixel_loss(out["y_s_hat"], x_s, alpha),
         "lr_consistency": pixel_loss(out["x_t_hat"], x_t, alpha),
         "degradation_adaptation": beta * lsgan_g(system.d_lr(out["x_st"]).float()),
@@ -404,10 +411,6 @@ class UdeanTrainer(Trainer):
         return to_device(batch, self.device, self.fmt)
 
     # -- one step ----------------------------------------------------------------------------
-    def forward_system(self, batch: dict) -> dict[str, torch.Tensor]:
-        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16):
-            return self.system(batch["hr"], batch["lr"])
-
     def optimizer_step(self, batch: dict) -> tuple[torch.Tensor, float]:
         """One generator step (critics frozen), then one critic step on the detached outputs.
 
