@@ -19,7 +19,8 @@ where α and β enter implicit; this is the reading implemented and the one the 
     (9) degradation adapt.   L_da   = β·L_G(D_LR(X_{s~t}))                   λ5 = 0.1
    (10) feature adaptation   L_fa   = β·L_G(D_F(f_s))                        λ6 = 0.1
     generator objective Σ λ_i·L_i; β = 0.01 scales the adversarial terms (net weight 1e-3,
-    SRGAN's) so that they refine rather than drive the cycle/consistency reconstruction.
+    SRGAN's) so that they refine rather than drive the cycle/consistency reconstruction (the
+    paths, with their residual anchors, are in mrisr.models.udean).
 Discriminators (D_LR: X_t real vs X_{s~t} fake; D_F: f_t real vs f_s fake) take one L_D step on
 the detached outputs of the same forward after every generator step (CycleGAN's alternation).
 Adam(β = (0.9, 0.99), ε = 1e-8) for both; cosine learning rate from `train.lr` (paper 1e-4) to
