@@ -127,3 +127,11 @@ def test_metric_plot_png(eval_dirs, tmp_path):
     assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 100
     with pytest.raises(InputError, match="no rows"):
         metric_plot(tmp_path / "t" / "summary.csv", png, metric="lpips")
+
+
+@pytest.mark.parametrize("metric, text", [("psnr", "23.60 ± 0.49"), ("cardiac_psnr", "23.60 ± 0.49"),
+                                          ("cardiac_ssim", "23.6035 ± 0.4890"), ("nmse", "23.6035 ± 0.4890")])
+def test_roi_metrics_share_the_precision_of_their_base_metric(metric, text):
+    from mrisr.evaluate.tables import format_cell
+
+    assert format_cell(23.6035, 0.48904, metric) == text

@@ -104,7 +104,8 @@ def method_order(methods) -> list[str]:
 
 
 def format_cell(mean: float, std: float, metric: str) -> str:
-    d = DECIMALS.get(metric, 4)
+    # ROI variants (cardiac_psnr, ...) share the precision of the metric they restrict.
+    d = DECIMALS.get(metric, DECIMALS.get(metric.rsplit("_", 1)[-1], 4))
     return f"{mean:.{d}f} ± {std:.{d}f}"
 
 
