@@ -191,6 +191,27 @@ def test_loss_is_sum_of_stage_and_deep_supervision_l1_and_trains_every_parameter
         model.loss(out.detach().clone(), {"hr": hr})  # not this forward's output
 
 
+@pytest.mark.parametrize("omega", [0, 2])
+def test_warmup_frames_run_without_gradients_in_training(omega):
+    """As the authors' code: warm-up frames prime the memory under no_grad (no gradient
+    reaches their inputs), central frames get gradients; outputs do not depend on it."""
+    n = 2
+    lr, phase = clip(frames=3 + 2 * n, batch=1)
+    grads, outs = {}, {}
+    for warmup_grad in (False, True):
+        model = tiny_model(omega=omega, n_warmup=n, warmup_grad=warmup_grad).train()
+        x = lr.clone().requires_grad_(True)
+        out = model(x, phase)
+        model.loss(out, {"hr": torch.rand_like(out)}).backward()
+        per_frame = x.grad.abs().sum(dim=(0, 2, 3, 4))
+        grads[warmup_grad], outs[warmup_grad] = per_frame, out.detach()
+        assert all(p.grad is not None for p in model.parameters())
+    torch.testing.assert_close(outs[False], outs[True])
+    assert torch.all(grads[False][:n] == 0) and torch.all(grads[False][-n:] == 0)
+    assert torch.all(grads[False][n:-n] > 0)
+    assert torch.all(grads[True] > 0)  # with warmup_grad the priming frames learn too
+
+
 def test_eval_mode_has_no_deep_supervision_outputs():
     model = tiny_model(omega=1, n_warmup=1).eval()
     lr, phase = clip(frames=5)
@@ -275,3 +296,29 @@ def test_patch_store_layout_and_deepcopy_after_forward() -> None:
     loss = model.loss(out, {"hr": torch.rand(2, 1, 3, 12, 12)})
     loss.backward()
     copy.deepcopy(model)
+
+
+def test_whole_cine_inference_runs_training_length_clips_with_cyclic_warmup():
+    """super_resolve on a (X, Y, Z, T) cine = the model on clips of clip_frames central
+    frames (last one shorter), each with n warm-up frames wrapping around the cycle."""
+    from mrisr.evaluate.inference import super_resolve
+
+    model = tiny_model(n_warmup=2, omega=1, clip_frames=3).eval()
+    n_frames, ed, es = 7, 5, 2
+    g = torch.Generator().manual_seed(3)
+    cine = torch.rand(5, 6, 2, n_frames, generator=g).numpy()  # (X, Y, Z, T) LR
+    grid = Grid("center", axes=(0, 1), hr_shape=(10, 12, 2, n_frames), lr_shape=cine.shape)
+    out = super_resolve(cine, grid, "phase_vsr", model=model, cycle=(ed, es))
+    assert out.shape == (10, 12, 2, n_frames)
+    chunks = {0: [5, 6, 0, 1, 2, 3, 4], 3: [1, 2, 3, 4, 5, 6, 0], 6: [4, 5, 6, 0, 1]}  # by hand
+    for z in range(2):
+        for t0, idx in chunks.items():
+            lr = torch.from_numpy(np.ascontiguousarray(np.moveaxis(cine[:, :, z][:, :, idx], -1, 0)))[None, :, None]
+            phase = torch.from_numpy(phase_code(np.array(idx), ed, es, n_frames))[None]
+            with torch.no_grad():
+                sr = model(lr, phase)[0, :, 0].numpy()
+            for k in range(sr.shape[0]):
+                np.testing.assert_allclose(out[:, :, z, t0 + k], sr[k], atol=1e-5)
+    model.clip_frames = n_frames  # an inference-time setting: one clip for the whole cine
+    whole = super_resolve(cine, grid, "phase_vsr", model=model, cycle=(ed, es))
+    assert not np.allclose(whole, out, atol=1e-4)

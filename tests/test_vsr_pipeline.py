@@ -140,6 +140,58 @@ def test_clip_store_holds_cyclic_clips_of_the_lr_cine(staged: Path) -> None:
         assert math.isclose(float(phase_code(side["ed"], side["ed"], side["es"], FRAMES)), 1.0)
 
 
+def test_workflow_writes_sweep_and_cost_tables(staged: Path) -> None:
+    """The real rules (2-step models): tables/sweeps.csv + .png and the cost table + .png."""
+    cost_csv = "results/tables/cost_tiny_cine_x2.csv"
+    run = snakemake(staged, "results/tables/sweeps.csv", cost_csv)
+    assert run.returncode == 0, run.stderr[-4000:]
+    n_test = len(read_json(staged / "results/tiny_cine/split.json")["test"])
+    sweeps = pd.read_csv(staged / "results/tables/sweeps.csv")
+    assert list(sweeps.columns) == SWEEP_COLUMNS
+    assert set(map(tuple, sweeps[["key", "value"]].drop_duplicates().to_numpy())) == {
+        ("omega", 0), ("omega", 2), ("n_warmup", 0), ("n_warmup", 2)}
+    assert set(sweeps.method) == {"phase_vsr"} and set(sweeps.dataset) == {"tiny_cine"}  # no external set
+    assert {"psnr", "ssim", "cardiac_psnr", "cardiac_ssim"} <= set(sweeps.metric)
+    assert (sweeps.n == n_test).all() and np.isfinite(sweeps["mean"]).all()
+    # Ω changes the output at inference: the swept PSNRs of one model differ
+    omega = sweeps[(sweeps.key == "omega") & (sweeps.metric == "psnr")].set_index("value")["mean"]
+    assert omega[0] != omega[2]
+    assert (staged / "results/tables/sweeps.png").stat().st_size > 1000
+
+    cost = pd.read_csv(staged / cost_csv)
+    assert list(cost.columns) == list(COST_COLUMNS)
+    assert list(cost.method) == ["bicubic", "phase_vsr", "phase_vsr_nomem"]
+    record = torch.load(staged / "results/models/tiny_cine/phase_vsr/x2/model.pt", weights_only=True)
+    trained = build_model(record["arch"], scale=2, dims=2, grid_convention="center", **json.loads(record["args"]))
+    by_method = cost.set_index("method")["n_params"]
+    assert by_method["bicubic"] == 0 and by_method["phase_vsr"] == count_parameters(trained) > 0
+    assert by_method["phase_vsr_nomem"] < by_method["phase_vsr"]  # no backward memory, no PF
+    assert (cost.frames == SLICES * FRAMES).all() and (cost.frames_per_s > 0).all()
+    assert (staged / cost_csv.replace(".csv", ".png")).stat().st_size > 1000
+
+
+def test_training_cubic_baseline_on_a_clip_store_scores_the_central_frames(staged: Path) -> None:
+    """The loop's cubic reference on a video store: cubic of the central LR frames (numpy
+    reference), clamped, PSNR per clip, mean over clips."""
+    from torch.utils.data import DataLoader
+
+    from mrisr.grid import Grid, cubic_upsample
+    from mrisr.patches.dataset import PatchDataset, store_attrs
+    from mrisr.train.config import TrainConfig
+    from mrisr.train.loop import cubic_psnr
+
+    attrs = store_attrs(staged / STORE)
+    assert attrs["clip"] == [2, 1]
+    got = cubic_psnr(DataLoader(PatchDataset(staged / STORE, ("lr", "hr")), batch_size=4), attrs,
+                     TrainConfig.from_dict({}))
+    with h5py.File(staged / STORE) as f:
+        lr, hr = f["lr"][:], f["hr"][:]
+    grid = Grid("center", axes=(0, 1), hr_shape=(12, 12), lr_shape=(6, 6))
+    ref = [-10 * np.log10(np.mean((np.clip(np.stack([cubic_upsample(lr[k, 1 + j], grid) for j in range(2)]), 0, 1)
+                                   - hr[k]) ** 2)) for k in range(len(lr))]
+    assert got == pytest.approx(float(np.mean(ref)), abs=1e-3)
+
+
 def _fake_sweep_dir(root: Path, key: str, value: int, scores: dict[str, float]) -> Path:
     d = root / f"{key}{value}"
     d.mkdir(parents=True)

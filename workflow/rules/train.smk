@@ -8,9 +8,11 @@ def store(wc, split):
 def train_config(dataset, method):
     """What the training loop sees: the model config minus pipeline-only keys."""
     cfg = copy.deepcopy(model_config(dataset, method))
-    cfg.pop("store", None)
+    is_video = cfg.pop("store", "patches") == "clips"
     cfg.pop("sweeps", None)
-    cfg["train"].pop("clip_frames", None)
+    clip_frames = cfg["train"].pop("clip_frames", 7)
+    if is_video:  # video models infer in clips of the length they were trained on: a model arg
+        cfg["args"] = {**(cfg.get("args") or {}), "clip_frames": clip_frames}
     return cfg
 
 

@@ -137,8 +137,10 @@ def _run_volumes(model, lr_b, ref_b, grid: Grid, axes, device: str, tile_voxels:
 
 
 def _run_video(model, lr: np.ndarray, grid: Grid, cycle: tuple[int, int] | None, device: str) -> np.ndarray:
-    """Video models on a whole (X, Y, Z, T) cine: per slice, all T frames in one clip with
-    the model's n warm-up frames taken cyclically before and after (the cine is a cycle)."""
+    """Video models on a whole (X, Y, Z, T) cine, per slice, as consecutive clips of the
+    model's `clip_frames` central frames (the last may be shorter), each with its n warm-up
+    frames taken cyclically before and after (the cine is one heart cycle): the clips the
+    model was trained on. All slices of a clip go through the model as one batch."""
     import torch
 
     from mrisr.models.phase import cyclic_clip_indices, phase_code
@@ -147,15 +149,19 @@ def _run_video(model, lr: np.ndarray, grid: Grid, cycle: tuple[int, int] | None,
         raise ValueError(f"video models need a 4D cine degraded over axes (0, 1), got {lr.shape}, axes {grid.axes}")
     if cycle is None:
         raise ValueError("video models need the cine's ED/ES frames (prepared sidecar keys 'ed', 'es')")
-    n_frames = lr.shape[3]
-    idx = cyclic_clip_indices(0, n_frames, int(getattr(model, "n_warmup", 0)), n_frames)
-    phase = torch.from_numpy(phase_code(idx, cycle[0], cycle[1], n_frames)).reshape(1, 1, -1).to(device)
+    n_frames, n_slices = lr.shape[3], lr.shape[2]
+    n_warmup = int(getattr(model, "n_warmup", 0))
+    length = int(getattr(model, "clip_frames", n_frames))
     out = np.empty(grid.hr_shape, dtype=np.float32)
-    for z in range(lr.shape[2]):
-        clip = np.moveaxis(lr[:, :, z][:, :, idx], -1, 0)[None, None]  # (1, 1, F, h, w): the store layout
+    for t0 in range(0, n_frames, length):
+        central = min(length, n_frames - t0)
+        idx = cyclic_clip_indices(t0, central, n_warmup, n_frames)
+        phase = torch.from_numpy(phase_code(idx, cycle[0], cycle[1], n_frames)).reshape(1, 1, -1)
+        clips = np.moveaxis(lr[:, :, :, idx], (2, 3), (0, 1))[:, None]  # (Z, 1, F, h, w): the store layout
         with torch.no_grad():
-            sr = model(lr=torch.from_numpy(np.ascontiguousarray(clip)).to(device), phase=phase)
-        out[:, :, z] = np.moveaxis(sr[0, 0].float().cpu().numpy(), 0, -1)
+            sr = model(lr=torch.from_numpy(np.ascontiguousarray(clips)).to(device),
+                       phase=phase.expand(n_slices, 1, -1).to(device))
+        out[:, :, :, t0:t0 + central] = np.moveaxis(sr[:, 0].float().cpu().numpy(), (0, 1), (2, 3))
     return out
 
 

@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 
 from mrisr.errors import InputError
 
-JSON_ATTRS = ("axes", "hr_patch", "lr_patch", "subjects")
+JSON_ATTRS = ("axes", "hr_patch", "lr_patch", "subjects", "clip")
 
 
 def _decode(name: str, value):

@@ -153,7 +153,14 @@ def cubic_psnr(loader: DataLoader, attrs: dict, cfg: TrainConfig) -> float | Non
     for i, batch in enumerate(loader):
         if cfg.val_max_batches is not None and i >= cfg.val_max_batches:
             break
-        scores.append(psnr_per_sample(up(batch["lr"]), batch["hr"]))
+        lr, hr = batch["lr"], batch["hr"]
+        if attrs.get("clip"):  # video store: cubic of the central frames, scored per clip like the model
+            frames, warmup = attrs["clip"]
+            central = lr[:, :, warmup:warmup + frames].transpose(1, 2).flatten(0, 1)  # (B·F, 1, h, w)
+            sr = up(central).reshape(hr.shape[0], frames, 1, *hr.shape[3:]).transpose(1, 2)
+        else:
+            sr = up(lr)
+        scores.append(psnr_per_sample(sr, hr))
     return float(torch.cat(scores).mean())
 
 
