@@ -126,7 +126,8 @@ TINY_MC = {
     },
     "models": {
         "edsr": {"arch": "edsr", "args": {"n_feats": 4, "n_blocks": 1}, "train": {"steps": 2, "batch_size": 2}},
-        **{name: {"arch": "minet", "args": {**TINY_ARGS, **switch}, "train": {"steps": 2, "batch_size": 2, "val_every": 2, "ckpt_every": 2}}
+        **{name: {"arch": "minet", "args": {**TINY_ARGS, **switch},
+                  "train": {"steps": 2, "batch_size": 2, "val_every": 2, "ckpt_every": 2}}
            for name, switch in [("minet", {}), ("minet_no_aux", {"use_ref": False}),
                                 ("minet_no_int", {"use_integration": False}),
                                 ("minet_no_att", {"use_attention": False})]},
@@ -143,26 +144,30 @@ def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
-def test_tiny_knee_minet_trains_evaluates_and_schedules_ablations_at_x2_only(tmp_path):
-    ds = "results/tiny_knee_multicontrast"
-    evals = [f"results/eval/tiny_knee_multicontrast/{m}/x2/metrics.csv" for m in ("minet", "minet_no_aux")]
-    run = snakemake(tmp_path, *evals)
-    assert run.returncode == 0, run.stderr[-4000:]
-    with h5py.File(tmp_path / f"{ds}/patches/mcsr-x2_train.h5") as f:
-        assert f["ref"].shape == f["hr"].shape and f["lr"].shape[1:] == (8, 8)
-    for m in ("minet", "minet_no_aux"):
-        metrics = pd.read_csv(tmp_path / evals[0].replace("/minet/", f"/{m}/"))
-        assert list(metrics.columns) == ["subject", "psnr", "ssim", "nmse"] and len(metrics) == 1
-        assert np.isfinite(metrics[["psnr", "ssim", "nmse"]].to_numpy()).all()
-        meta = json.loads((tmp_path / f"results/eval/tiny_knee_multicontrast/{m}/x2/meta.json").read_text())
-        assert meta["task"] == "mcsr" and meta["method"] == m
-        state = torch.load(tmp_path / f"results/models/tiny_knee_multicontrast/{m}/x2/model.pt", weights_only=True)
-        assert state["arch"] == "minet" and json.loads(state["args"]).get("use_ref", True) is (m == "minet")
-    # The inventory checkpoint exists now, so the dry run lists every job of `all`.
+def test_tiny_knee_schedules_ablations_at_x2_only_then_minet_trains_and_evaluates(tmp_path):
+    # The subject list comes from the inventory checkpoint: make it first, then the dry run sees every job.
+    made = snakemake(tmp_path, "results/tiny_knee_multicontrast/inventory.json")
+    assert made.returncode == 0, made.stderr[-4000:]
     dry = snakemake(tmp_path, "-n", "all")
     assert dry.returncode == 0, dry.stderr[-4000:]
     trained = set(re.findall(r"results/models/tiny_knee_multicontrast/(\w+)/x(\d+)/model\.pt", dry.stdout))
     evaluated = set(re.findall(r"results/eval/tiny_knee_multicontrast/(\w+)/x(\d+)/metrics\.csv", dry.stdout))
-    ablations = {"minet_no_int", "minet_no_att"}  # minet_no_aux ×2 ran above
-    assert trained == {("edsr", "2"), ("edsr", "4"), ("minet", "4")} | {(a, "2") for a in ablations}
+    ablations = {"minet_no_aux", "minet_no_int", "minet_no_att"}
+    assert trained == {("edsr", "2"), ("edsr", "4"), ("minet", "2"), ("minet", "4")} | {(a, "2") for a in ablations}
     assert evaluated == trained | {("bicubic", "2"), ("bicubic", "4")}
+
+    # Train → evaluate for real: the full model and the no-reference ablation at ×2 (2 steps each).
+    eval_dir = tmp_path / "results/eval/tiny_knee_multicontrast"
+    targets = [f"results/eval/tiny_knee_multicontrast/{m}/x2/metrics.csv" for m in ("minet", "minet_no_aux")]
+    run = snakemake(tmp_path, *targets)
+    assert run.returncode == 0, run.stderr[-4000:]
+    with h5py.File(tmp_path / "results/tiny_knee_multicontrast/patches/mcsr-x2_train.h5") as f:
+        assert f["ref"].shape == f["hr"].shape and f["lr"].shape[1:] == (8, 8)
+    for m in ("minet", "minet_no_aux"):
+        metrics = pd.read_csv(eval_dir / m / "x2/metrics.csv")
+        assert list(metrics.columns) == ["subject", "psnr", "ssim", "nmse"] and len(metrics) == 1
+        assert np.isfinite(metrics[["psnr", "ssim", "nmse"]].to_numpy()).all()
+        meta = json.loads((eval_dir / m / "x2/meta.json").read_text())
+        assert meta["task"] == "mcsr" and meta["method"] == m
+        state = torch.load(tmp_path / f"results/models/tiny_knee_multicontrast/{m}/x2/model.pt", weights_only=True)
+        assert state["arch"] == "minet" and json.loads(state["args"]).get("use_ref", True) is (m == "minet")
