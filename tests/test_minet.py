@@ -4,6 +4,7 @@ no-reference ablation, the loss and the training-loop contract."""
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 import torch
@@ -66,6 +67,31 @@ def test_channel_spatial_attention_zero_conv_is_one_and_a_half():
     torch.testing.assert_close(att(x), 0.5 * x + x)
 
 
+def test_channel_spatial_attention_matches_hand_written_3d_conv():
+    """G = sigmoid(A) ⊙ F + F with A the 3×3×3 conv (zero padding) of F seen as a (C, H, W) volume,
+    computed here by explicit loops over every voxel and kernel tap."""
+    torch.manual_seed(0)
+    att = ChannelSpatialAttention()
+    x = torch.randn(2, 3, 4, 5, dtype=torch.float64)
+    w, bias = att.weight.detach().double(), att.bias.item()
+    b_, c_, h_, w_ = x.shape
+    expected = torch.empty_like(x)
+    for b in range(b_):
+        for c in range(c_):
+            for i in range(h_):
+                for j in range(w_):
+                    a = bias
+                    for dc in (-1, 0, 1):
+                        for di in (-1, 0, 1):
+                            for dj in (-1, 0, 1):
+                                cc, ii, jj = c + dc, i + di, j + dj
+                                if 0 <= cc < c_ and 0 <= ii < h_ and 0 <= jj < w_:
+                                    a += float(w[dc + 1, di + 1, dj + 1]) * float(x[b, cc, ii, jj])
+                    gate = 1.0 / (1.0 + math.exp(-a))
+                    expected[b, c, i, j] = gate * x[b, c, i, j] + x[b, c, i, j]
+    torch.testing.assert_close(att(x.float()).double(), expected, rtol=1e-5, atol=1e-6)
+
+
 def test_channel_spatial_attention_gate_varies_over_channels_and_pixels():
     torch.manual_seed(0)
     att = ChannelSpatialAttention()
@@ -75,12 +101,16 @@ def test_channel_spatial_attention_gate_varies_over_channels_and_pixels():
 
 
 @pytest.mark.parametrize("scale", [2, 3, 4])
-def test_output_shape(scale):
-    model = make(scale)
+@pytest.mark.parametrize("args", [{}, {"use_ref": False}, {"use_integration": False}, {"use_attention": False}])
+def test_output_shape(scale, args):
+    model = make(scale, **args)
     batch = random_batch(scale)
     out = model(batch["lr"], batch["ref"])
     assert out.shape == batch["hr"].shape
-    assert model._aux is not None and model._aux.shape == batch["ref"].shape
+    if args.get("use_ref", True):
+        assert model._aux is not None and model._aux.shape == batch["ref"].shape
+    else:
+        assert model._aux is None
 
 
 def test_zero_reconstruction_is_the_cubic_baseline():
