@@ -8,6 +8,7 @@ edsr/srgan at ×2 through the ordinary pair-store rules.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -111,3 +112,30 @@ def test_sweep_table_and_methods_table_come_from_summary(run: Path) -> None:
 def test_rerun_is_noop(run: Path) -> None:
     proc = snakemake(run, "-n", "all")
     assert proc.returncode == 0 and "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_paper_config_plans_one_training_and_one_sweep_job_per_method(tmp_path: Path) -> None:
+    """config/brats_meta_srgan.yaml (raw pointed at fixture data) plans ONE meta_srgan training and one
+    evaluation job per sweep method for its 30 scales."""
+    from mrisr.cli import main
+    from mrisr.datasets import write_synth
+
+    cfg = yaml.safe_load((REPO / "config/brats_meta_srgan.yaml").read_text(encoding="utf-8"))
+    raw = tmp_path / "raw"
+    write_synth("multicontrast", raw, 4, 1, {"size": [48, 48], "slices": 2})
+    cfg["datasets"]["brats_slices"]["raw"] = {"dir": str(raw)}
+    cfg["datasets"]["brats_slices"]["reader_options"]["margin"] = 6
+    work = tmp_path / "work"
+    assert main(["inventory", "--reader", "brats", "--reader-options", json.dumps({"contrasts": ["t2"]}),
+                 "--raw", str(raw), "--out", str(work / "results/brats_slices/inventory.json")]) == 0
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--cores", "1",
+                           "--directory", str(work), "-n", "all", "--configfile", str(tmp_path / "cfg.yaml")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    block = (proc.stdout + proc.stderr).split("Job stats:", 1)[1]
+    counts = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", block, re.M)}
+    assert counts["train_arbitrary"] == 1 and counts["train"] == 2  # meta_srgan once; edsr, srgan at x2
+    assert counts["evaluate_scales_brats_slices_bicubic"] == 1
+    assert counts["evaluate_scales_brats_slices_meta_srgan"] == 1
+    assert counts["evaluate"] == 2 and counts["degrade_scales_brats_slices"] == 4 and "degrade" not in counts
