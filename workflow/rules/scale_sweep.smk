@@ -144,6 +144,7 @@ for _d in sweep_datasets():
             " --window {params.deg[window]} --meta {params.meta:q} > {log} 2>&1"
 
     workflow.ruleorder(f"degrade_scales_{_d}", "degrade")
+    workflow.localrules(f"figures_{_d}", f"scale_sweep_{_d}")  # bookkeeping, like `figure` and `tables`
 
     for _m, _mscales in sweep_methods(_d):
         _ms = [fmt_scale(s) for s in _mscales]
@@ -168,6 +169,10 @@ for _d in sweep_datasets():
                 out_root=f"results/eval/{_d}/{_m}",
                 device="cpu" if config["device"] == "auto" else config["device"],
             threads: workflow.cores
+            resources:
+                # every scale in one job (rule names vary per dataset, so the cluster profile cannot list them)
+                runtime=60 * max(4, len(_ms)),
+                mem_mb=16000,
             log:
                 f"logs/evaluate/{_d}/{_m}/scales.log",
             benchmark:
