@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from mrisr.degrade import degrade_array
+from mrisr.degrade.patch import degrade_patches
 from mrisr.errors import InputError
 from mrisr.models import load_model
 from mrisr.models.io import read_model_record
@@ -107,12 +108,18 @@ def test_step_scale_is_uniform_and_a_pure_function_of_seed_and_step():
 
 @pytest.mark.parametrize("mode", ["lowpass_bicubic", "truncate", "bicubic"])
 def test_make_lr_degrades_each_patch_over_its_two_axes(mode):
+    """Each patch on its own, on the grid degrade_array gives it; the k-space modes through the
+    wrap-free even extension (tests/test_degrade_patch.py), bicubic exactly as degrade_array."""
     hr = torch.from_numpy(smooth_images(np.random.default_rng(5), 3, 20))[:, None]
     lr = make_lr(hr, 2.7, mode, "none")
     for k in range(3):
         ref, grid = degrade_array(hr[k, 0].numpy(), mode, 2.7, (0, 1))
+        own, own_grid = degrade_patches(hr[k, 0].numpy(), mode, 2.7, (0, 1))
+        assert own_grid == grid
         assert lr.shape == (3, 1, *grid.lr_shape) == (3, 1, 7, 7)
-        np.testing.assert_allclose(lr[k, 0].numpy(), ref, atol=1e-6)
+        np.testing.assert_allclose(lr[k, 0].numpy(), own, atol=1e-6)
+        if mode == "bicubic":
+            np.testing.assert_allclose(lr[k, 0].numpy(), ref, atol=1e-6)
 
 
 # ---------------------------------------------------------------------------- runs
@@ -277,3 +284,45 @@ def test_configured_vgg_weights_switch_the_perceptual_term_on(stores, tmp_path):
     assert float(row["loss_perc"]) > 0
     assert float(row["loss"]) == pytest.approx(float(row["loss_l1"]) + 1e-3 * float(row["loss_adv"])
                                                + 6e-3 * float(row["loss_perc"]), rel=1e-4)
+
+
+# ---------------------------------------------------------------------------- pair stores (fixed-scale baselines)
+def write_pair_store(path: Path, hr: np.ndarray, scale: int, config_hash: str) -> Path:
+    """An ordinary pair store as `patches` writes it: lr, hr and the scale/grid attributes."""
+    lr, grid = degrade_array(hr, "lowpass_bicubic", float(scale), (1, 2))
+    with h5py.File(path, "w") as f:
+        f.create_dataset("hr", data=hr, chunks=(1, *hr.shape[1:]))
+        f.create_dataset("lr", data=lr, chunks=(1, *lr.shape[1:]))
+        f.attrs.update({"task": "sisr2d", "config_hash": config_hash, "scale": float(scale),
+                        "grid_convention": grid.convention})
+    return path
+
+
+@pytest.fixture(scope="module")
+def pair_stores(tmp_path_factory) -> tuple[Path, Path]:
+    d = tmp_path_factory.mktemp("pair_stores")
+    rng = np.random.default_rng(1)
+    return (write_pair_store(d / "train.h5", smooth_images(rng, 16), 2, "p-train"),
+            write_pair_store(d / "val.h5", smooth_images(rng, 4), 2, "p-val"))
+
+
+def test_srgan_on_a_pair_store_trains_on_the_stored_lr(pair_stores, tmp_path, monkeypatch):
+    def no_on_the_fly_lr(*a, **k):
+        raise AssertionError("a pair store's LR must be used as stored")
+
+    monkeypatch.setattr(gan, "make_lr", no_on_the_fly_lr)
+    srgan = {"arch": "srgan", "args": {"n_feats": 8, "n_blocks": 1}, "disc": TINY["disc"],
+             "train": {"steps": 2, "batch_size": 4, "val_every": 2, "ckpt_every": 2, "log_every": 1}}
+    train_gan(srgan, *pair_stores, tmp_path, 0, "cpu")
+    rec = read_model_record(tmp_path / "model.pt")
+    assert rec["arch"] == "srgan" and rec["scale"] == 2
+    assert "LR from the pair store" in (tmp_path / "card.md").read_text()
+    with pytest.raises(ValueError, match="pair store's scale 2"):
+        train_gan({**srgan, "train": {**srgan["train"], "scales": [3]}}, *pair_stores, tmp_path / "b", 0, "cpu")
+
+
+def test_bf16_autocast_trains_and_other_schedulers_are_refused(stores, tmp_path):
+    train_gan(cfg(steps=2, bf16=True), *stores, tmp_path, 0, "cpu")
+    assert (tmp_path / "model.pt").is_file()
+    with pytest.raises(ValueError, match="scheduler: step"):
+        GanConfig.from_dict({"steps": 2, "batch_size": 2, "scheduler": "cosine"})

@@ -133,6 +133,13 @@ def cmd_patches(a: argparse.Namespace) -> None:
 
 def cmd_train(a: argparse.Namespace) -> None:
     _set_threads(a.threads)
+    from mrisr.train.gan import GAN_ARCHS
+
+    if a.model_config.get("arch") in GAN_ARCHS:  # adversarial generators (issue 6): their own loop
+        from mrisr.train.gan import train_gan
+
+        train_gan(a.model_config, Path(a.train), Path(a.val), Path(a.out_dir), a.seed, a.device)
+        return
     from mrisr.train import train
 
     train(a.model_config, Path(a.train), Path(a.val), Path(a.out_dir), a.seed, a.device)
@@ -189,6 +196,98 @@ def cmd_cost(a: argparse.Namespace) -> None:
     if a.plot:
         cost_plot(rows, Path(a.plot), f"{a.dataset} ×{a.scale:g}")
     print("\n".join(f"{r['method']}: {r['n_params']} params, {r['frames_per_s']:.1f} frames/s" for r in rows))
+
+
+# ---- arbitrary-scale models and the scale sweep (issue 6): batched so many scales cost one process
+def cmd_patches_hr(a: argparse.Namespace) -> None:
+    from mrisr.patches.hr_store import build_hr_store
+
+    n = build_hr_store(Path(a.out), a.task, Path(a.split_file), a.split, Path(a.prepared_dir), a.series,
+                       tuple(a.hr_patch), a.per_slice, a.seed, tuple(a.axes))
+    print(f"{n} HR patches -> {a.out}")
+
+
+def cmd_degrade_scales(a: argparse.Namespace) -> None:
+    from mrisr.degrade import degrade_file
+    from mrisr.grid import format_scale
+
+    for s in a.scales:
+        out = Path(a.out_root) / f"x{format_scale(s)}" / f"{a.subject}.nii.gz"
+        degrade_file(Path(a.hr), out, a.mode, s, tuple(a.axes), a.window, a.meta)
+    print(f"{a.subject}: {len(a.scales)} scales -> {a.out_root}")
+
+
+def cmd_evaluate_scales(a: argparse.Namespace) -> None:
+    _set_threads(a.threads)
+    from mrisr.evaluate.scale_sweep import evaluate_scales
+
+    evaluate_scales(a.method, Path(a.model) if a.model else None, Path(a.split_file), Path(a.lr_root),
+                    Path(a.out_root), a.dataset, a.task, a.scales, a.device, not a.no_sr)
+
+
+def cmd_figures(a: argparse.Namespace) -> None:
+    from mrisr.evaluate.scale_sweep import comparison_figures
+
+    comparison_figures(a.jobs)
+
+
+def cmd_scale_sweep(a: argparse.Namespace) -> None:
+    from mrisr.evaluate.scale_sweep import fixed_scale_table, write_scale_sweep
+
+    wide = write_scale_sweep(Path(a.summary), a.dataset, a.methods, Path(a.out_csv), Path(a.out_md), Path(a.plot))
+    print(f"{len(wide)} scales -> {a.out_csv}")
+    for out_md, eval_dirs in a.tables.items():
+        print(fixed_scale_table(Path(a.summary), [Path(d) for d in eval_dirs], Path(out_md)))
+
+
+def add_scale_sweep_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
+    s = add("patches-hr", cmd_patches_hr, "HR-only patch store (random patches per 2D slice) for arbitrary-scale models")
+    s.add_argument("--task", required=True)
+    s.add_argument("--split-file", required=True)
+    s.add_argument("--split", required=True, choices=["train", "val", "test"])
+    s.add_argument("--prepared-dir", required=True, help="results/{dataset}/prepared")
+    s.add_argument("--series", required=True)
+    s.add_argument("--hr-patch", type=int, nargs=2, required=True)
+    s.add_argument("--per-slice", type=int, required=True)
+    s.add_argument("--axes", type=int, nargs=2, default=[0, 1])
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", required=True)
+
+    s = add("degrade-scales", cmd_degrade_scales, "`mrisr degrade` of one subject at many scales in one process")
+    s.add_argument("--hr", required=True)
+    s.add_argument("--subject", required=True)
+    s.add_argument("--out-root", required=True, help="lr/{degradation}: writes x{scale}/{subject}.nii.gz + .json")
+    s.add_argument("--mode", required=True, choices=["truncate", "lowpass_bicubic", "bicubic"])
+    s.add_argument("--scales", type=_scale, nargs="+", required=True)
+    s.add_argument("--axes", type=int, nargs="+", required=True)
+    s.add_argument("--window", default="none", choices=["none", "hamming"])
+    s.add_argument("--meta", type=_json, default={})
+
+    s = add("evaluate-scales", cmd_evaluate_scales, "`mrisr evaluate` of one method at many scales in one process")
+    s.add_argument("--method", required=True)
+    s.add_argument("--model", default=None)
+    s.add_argument("--split-file", required=True)
+    s.add_argument("--lr-root", required=True, help="lr/{degradation}: reads x{scale}/")
+    s.add_argument("--out-root", required=True, help="eval/{dataset}/{method}: writes x{scale}/")
+    s.add_argument("--dataset", required=True)
+    s.add_argument("--task", required=True)
+    s.add_argument("--scales", type=_scale, nargs="+", required=True)
+    s.add_argument("--device", default="cpu")
+    s.add_argument("--threads", type=int, default=None)
+    s.add_argument("--no-sr", action="store_true")
+
+    s = add("figures", cmd_figures, "many comparison figures in one process")
+    s.add_argument("--jobs", type=_json, required=True, help='JSON {out_png: {"eval_dirs": [...], "title": str}}')
+
+    s = add("scale-sweep", cmd_scale_sweep, "scale-sweep table + plot (and a fixed-scale table) from summary.csv")
+    s.add_argument("--summary", required=True)
+    s.add_argument("--dataset", required=True)
+    s.add_argument("--methods", nargs="+", required=True)
+    s.add_argument("--out-csv", required=True)
+    s.add_argument("--out-md", required=True)
+    s.add_argument("--plot", required=True)
+    s.add_argument("--tables", type=_json, default={},
+                   help='fixed-scale tables with parameter counts, JSON {out_md: [eval folders of one dataset × scale]}')
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -332,6 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--eval-dirs", nargs="+", required=True)
     s.add_argument("--out", required=True)
     s.add_argument("--title", default="")
+    add_scale_sweep_commands(add)
     return p
 
 

@@ -27,7 +27,7 @@ validate(config, "../schemas/config.schema.yaml")
 # `python -m mrisr` of the interpreter running Snakemake: works without activating the venv.
 MRISR = f"{sys.executable} -m mrisr"
 INTERPOLATIONS = {"bicubic", "tricubic"}
-TASK_OF_KIND = {"cine": "sisr2d", "multicontrast": "mcsr", "volume": "sisr3d"}
+TASK_OF_KIND = {"cine": "sisr2d", "multicontrast": "mcsr", "volume": "sisr3d", "slices": "sisr2d"}
 SCALE_RE = r"[0-9]+(\.[0-9]+)?"
 
 wildcard_constraints:

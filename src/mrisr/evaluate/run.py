@@ -207,7 +207,14 @@ def evaluate(
     rows = []
     for i, name in enumerate(subjects):
         subj = load_subject(name, lr_dir, reference_series)
-        sr = super_resolve(subj.lr, subj.grid, method, model=model, ref=subj.ref, device=device, cycle=subj.cycle)
+        if getattr(model, "arbitrary_scale", False):
+            # One model for any r: it needs the nominal scale and this image's HR shape.
+            from mrisr.upscale import super_resolve_any_scale
+
+            sr = super_resolve_any_scale(model, subj.lr, subj.grid, float(scale), device=device)
+        else:
+            sr = super_resolve(subj.lr, subj.grid, method, model=model, ref=subj.ref, device=device,
+                               cycle=subj.cycle)
         sr = np.clip(sr, 0.0, 1.0)
         rows.append({"subject": name, **subject_metrics(sr, subj.hr, subj.grid)})
         if save_sr:

@@ -13,8 +13,13 @@ perceptual term needs a local VGG19 weights file (`train.vgg_weights`); without 
 says so on stderr and in card.md and trains without it (`mrisr.train.perceptual`).
 
 Stores: `hr` (N, H, W) float32 in [0, 1] (attributes optional; `task` and `config_hash` are
-used when present). The generator's intensity normalisation is the train store's HR mean/std,
-kept in the model's buffers (`models.meta_srgan`).
+used when present). HR-only stores (`mrisr.patches.hr_store`) get their LR on the fly, by
+`mrisr.degrade.patch.degrade_patches`: the k-space modes filter an even extension of the
+patch, so the DFT's wrap-around does not ring at the patch borders. An ordinary pair store
+(`lr` and `hr`, attr `scale`; the fixed-×s baselines) is used as it is: LR from the store,
+the one training scale the store's, no on-the-fly degradation. The generator's intensity
+normalisation is the train store's HR mean/std, kept in the model's buffers
+(`models.meta_srgan`).
 
 Reproducibility as in `train.loop`: batches, flips and the step's scale are pure functions
 of (seed, step) (`train.sampler` streams plus STREAM_SCALE), init is seeded and ckpt/last.pt
@@ -44,8 +49,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from mrisr.degrade import degrade_array
 from mrisr.degrade.kspace import WINDOWS
+from mrisr.degrade.patch import degrade_patches
 from mrisr.degrade.pipeline import CONVENTION_OF_MODE, MODES
 from mrisr.errors import InputError
 from mrisr.grid import format_scale, integer_scale
@@ -65,6 +70,7 @@ from mrisr.train.signals import EXIT_STATUS, StopRequest, ignore_stop_signals_in
 
 STREAM_SCALE = 2  # after sampler's STREAM_ORDER (0) and STREAM_AUGMENT (1)
 META_SR_SCALES: tuple[float, ...] = tuple(round(1.0 + 0.1 * k, 1) for k in range(1, 31))  # 1.1 … 4.0
+GAN_ARCHS: tuple[str, ...] = ("meta_srgan", "srgan")  # what `mrisr train` hands to train_gan
 LOSS_PARTS = ("loss", "loss_l1", "loss_adv", "loss_perc", "loss_d")
 LOG_COLUMNS = ("step", "loss", "lr", "val_psnr", "elapsed_s", "loss_l1", "loss_adv", "loss_perc", "loss_d")
 
@@ -94,6 +100,11 @@ class GanConfig:
     augment: bool = True
     reference_steps: int | None = None
     budget_note: str | None = None
+    # Keys the pipeline's config schema gives every model: the GAN schedule is the paper's
+    # step decay (scheduler "step"); bf16 = bfloat16 autocast of both networks' forward passes.
+    scheduler: str = "step"
+    bf16: bool = False
+    channels_last: bool = False
 
     RESUMABLE_CHANGES = ("val_every", "ckpt_every", "log_every", "num_workers", "val_max_batches", "budget_note",
                          "reference_steps", "val_scales")
@@ -131,6 +142,11 @@ class GanConfig:
             raise ValueError("train.adv_weight and train.perceptual_weight must be >= 0")
         if self.num_workers < 0 or (self.val_max_batches is not None and self.val_max_batches < 1):
             raise ValueError("train.num_workers must be >= 0 and train.val_max_batches >= 1 or null")
+        if self.scheduler != "step":
+            raise ValueError(f"train.scheduler: GAN training decays the learning rate stepwise (× lr_decay every "
+                             f"lr_decay_every steps); set scheduler: step, got {self.scheduler!r}")
+        if self.channels_last:
+            raise ValueError("train.channels_last is not supported by the GAN loop; set it to false")
 
     def decay_every(self) -> int:
         return int(self.lr_decay_every or max(1, self.steps // 6))
@@ -165,14 +181,27 @@ def step_scale(seed: int, step: int, scales: tuple[float, ...]) -> float:
 
 
 # ---------------------------------------------------------------------------- data
+def is_pair_store(path: Path) -> bool:
+    with h5py.File(path, "r") as f:
+        return "lr" in f
+
+
 def hr_store(path: Path) -> tuple[PatchDataset, dict]:
-    """Dataset over `hr` and the store's attributes; `hr` must be (N, H, W)."""
-    ds = PatchDataset(path, ("hr",))
-    if len(ds.shapes["hr"]) != 2:
-        raise InputError(path, f"GAN training needs 2D HR patches (N, H, W), got per-sample shape {ds.shapes['hr']}")
+    """Dataset over `hr` (and `lr` for a pair store) and the store's attributes; patches
+    must be 2D (N, H, W)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "patch store not found")
+    paired = is_pair_store(path)
+    ds = PatchDataset(path, ("lr", "hr") if paired else ("hr",))
+    if len(ds.shapes["hr"]) != 2 or (paired and len(ds.shapes["lr"]) != 2):
+        raise InputError(path, f"GAN training needs 2D HR patches (N, H, W), got per-sample shapes {ds.shapes}")
     if len(ds) < 1:
         raise InputError(path, "empty patch store")
-    return ds, store_attrs(path)
+    attrs = store_attrs(path)
+    if paired and "scale" not in attrs:
+        raise InputError(path, "pair store without a `scale` attribute")
+    return ds, attrs
 
 
 def store_mean_std(path: Path, chunk: int = 512) -> tuple[float, float]:
@@ -191,9 +220,10 @@ def store_mean_std(path: Path, chunk: int = 512) -> tuple[float, float]:
 
 
 def make_lr(hr: torch.Tensor, scale: float, mode: str, window: str) -> torch.Tensor:
-    """(B, 1, H, W) HR → (B, 1, h, w) LR by the configured degradation, on the CPU."""
-    lr, _ = degrade_array(hr[:, 0].numpy(), mode, scale, (1, 2), window=window)
-    return torch.from_numpy(np.ascontiguousarray(lr)).unsqueeze(1)
+    """(B, 1, H, W) HR patches → (B, 1, h, w) LR by the configured degradation, on the CPU,
+    without wrap-around at the patch borders (`degrade.patch`)."""
+    lr, _ = degrade_patches(hr[:, 0].detach().cpu().numpy(), mode, scale, (1, 2), window=window)
+    return torch.from_numpy(lr).unsqueeze(1)
 
 
 def generate(model: torch.nn.Module, lr: torch.Tensor, scale: float, out_shape) -> torch.Tensor:
@@ -294,6 +324,7 @@ class GanCardFacts:
     best_step: int
     per_scale: dict[float, tuple[float, float]]  # val scale → (model PSNR, cubic PSNR), best weights
     elapsed_s: float
+    paired: bool = False  # LR from a pair store instead of made on the fly
 
 
 def render_gan_card(f: GanCardFacts) -> str:
@@ -310,7 +341,9 @@ def render_gan_card(f: GanCardFacts) -> str:
         f"| trainable parameters | {f.n_params:,} (generator), {f.n_params_disc:,} (discriminator) |",
         f"| training scales | {scale_text} |",
         f"| model file scale | {format_scale(f.model_scale)} (default r at inference) |",
-        f"| degradation | {cfg.degradation} (window {cfg.window}), LR made on the fly from HR patches |",
+        (f"| degradation | LR from the pair store (made by the degrade stage on whole images) |" if f.paired else
+         f"| degradation | {cfg.degradation} (window {cfg.window}), LR made on the fly from HR patches "
+         f"(k-space modes on the patch's even extension: no wrap-around at its borders) |"),
         f"| grid convention | {f.grid_convention} |",
         f"| normalisation | train-store HR mean {f.norm[0]:.4f}, std {f.norm[1]:.4f} |",
         f"| generator loss | L1 + {cfg.adv_weight:g}·adversarial + {cfg.perceptual_weight:g}·perceptual |",
@@ -365,12 +398,19 @@ class GanTrainer:
         if list(self.val_ds.shapes["hr"]) != self.hr_patch:
             raise InputError(self.val_h5, f"HR patch {list(self.val_ds.shapes['hr'])} differs from the train "
                                           f"store's {self.hr_patch}")
-        self.convention = CONVENTION_OF_MODE[self.cfg.degradation]
+        self.paired = "lr" in self.train_ds.shapes
+        if ("lr" in self.val_ds.shapes) != self.paired:
+            raise InputError(self.val_h5, "train and val stores must both be pair stores or both HR-only")
+        # A pair store's LR was made on its own grid: its convention rules, not the config's mode.
+        self.convention = (str(self.attrs.get("grid_convention", "")) if self.paired
+                           else CONVENTION_OF_MODE[self.cfg.degradation])
+        if self.convention not in CONVENTION_OF_MODE.values():
+            raise InputError(self.train_h5, f"pair store has no valid grid_convention attribute ({self.convention!r})")
 
         # Which scales apply depends on the architecture: ask a throw-away instance (×2 suits both kinds).
         probe = build_model(self.arch, scale=2, dims=2, grid_convention=self.convention, **self.args)
         self.arbitrary = bool(getattr(probe, "arbitrary_scale", False))
-        self.scales = training_scales(self.cfg, self.arbitrary)
+        self.scales = self.pair_scales() if self.paired else training_scales(self.cfg, self.arbitrary)
         self.val_scales = validation_scales(self.cfg, self.scales)
         self.model_scale = plain_scale(max(self.scales))
         torch.manual_seed(self.seed)  # init of both networks
@@ -402,6 +442,24 @@ class GanTrainer:
         self.last_val: float | None = None
         self._val_sets: dict[float, list[tuple[torch.Tensor, torch.Tensor]]] | None = None
         self.baseline: dict[float, float] = {}
+
+    def pair_scales(self) -> tuple[float, ...]:
+        """A pair store trains at its own scale only (train.scales, if given, must say the same)."""
+        scale = float(self.attrs["scale"])
+        if float(self.val_attrs.get("scale", scale)) != scale:
+            raise InputError(self.val_h5, f"scale {self.val_attrs.get('scale')} differs from the train store's {scale}")
+        if self.cfg.scales is not None and {float(s) for s in self.cfg.scales} != {scale}:
+            raise ValueError(f"train.scales {self.cfg.scales} disagrees with the pair store's scale {scale:g}")
+        lr_patch = list(self.train_ds.shapes["lr"])
+        if list(self.val_ds.shapes["lr"]) != lr_patch:
+            raise InputError(self.val_h5, f"LR patch {list(self.val_ds.shapes['lr'])} differs from the train "
+                                          f"store's {lr_patch}")
+        self.lr_patch = lr_patch
+        return training_scales(GanConfig.from_dict({"steps": 1, "batch_size": 1, "scales": [scale]}), self.arbitrary)
+
+    def amp(self):
+        """bfloat16 autocast of the networks' forward passes when train.bf16 (losses in float32)."""
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16)
 
     # -- state -----------------------------------------------------------------------------
     def resume_if_possible(self) -> None:
@@ -438,12 +496,14 @@ class GanTrainer:
                           pin_memory=self.device.type == "cuda", worker_init_fn=ignore_stop_signals_in_worker)
 
     def prepare_batch(self, batch: dict, step: int) -> tuple[torch.Tensor, torch.Tensor, float]:
-        """(lr, hr, r) for 0-based step `step`: flips on HR, then LR at the step's scale."""
+        """(lr, hr, r) for 0-based step `step`: flips on HR, then LR at the step's scale (pair
+        stores: the same flips on the stored LR)."""
+        lr_patch = self.lr_patch if self.paired else self.hr_patch
         if self.cfg.augment:
-            plan = augment_plan(self.seed, step, len(batch["hr"]), self.hr_patch, self.hr_patch, self.convention)
-            batch = augment_batch(batch, plan, (self.hr_patch,))
+            plan = augment_plan(self.seed, step, len(batch["hr"]), self.hr_patch, lr_patch, self.convention)
+            batch = augment_batch(batch, plan, (self.hr_patch, lr_patch))
         r = step_scale(self.seed, step, self.scales)
-        lr = make_lr(batch["hr"], r, self.cfg.degradation, self.cfg.window)
+        lr = batch["lr"] if self.paired else make_lr(batch["hr"], r, self.cfg.degradation, self.cfg.window)
         return lr.to(self.device), batch["hr"].to(self.device), r
 
     def val_sets(self) -> dict[float, list[tuple[torch.Tensor, torch.Tensor]]]:
@@ -451,11 +511,12 @@ class GanTrainer:
         cubic baseline's PSNR on them)."""
         if self._val_sets is None:
             loader = DataLoader(self.val_ds, batch_size=self.cfg.batch_size, shuffle=False)
-            hrs = [b["hr"] for i, b in enumerate(loader)
-                   if self.cfg.val_max_batches is None or i < self.cfg.val_max_batches]
+            batches = [b for i, b in enumerate(loader)
+                       if self.cfg.val_max_batches is None or i < self.cfg.val_max_batches]
             self._val_sets = {}
             for r in self.val_scales:
-                pairs = [(make_lr(hr, r, self.cfg.degradation, self.cfg.window), hr) for hr in hrs]
+                pairs = [(b["lr"] if self.paired else make_lr(b["hr"], r, self.cfg.degradation, self.cfg.window),
+                          b["hr"]) for b in batches]
                 self._val_sets[r] = pairs
                 scores = [psnr_per_sample(self.cubic(lr, hr.shape[2:]), hr) for lr, hr in pairs]
                 self.baseline[r] = float(torch.cat(scores).mean())
@@ -465,12 +526,14 @@ class GanTrainer:
     def optimizer_step(self, lr: torch.Tensor, hr: torch.Tensor, r: float) -> torch.Tensor:
         """One D update then one G update; returns the detached loss parts (LOSS_PARTS order)."""
         cfg = self.cfg
-        sr = generate(self.model, lr, r, hr.shape[2:])
+        with self.amp():
+            sr = generate(self.model, lr, r, hr.shape[2:]).float()
         zero = torch.zeros((), device=hr.device)
         loss_d = zero
         adversarial = cfg.adv_weight > 0
         if adversarial:
-            real, fake = self.disc(hr), self.disc(sr.detach())
+            with self.amp():
+                real, fake = self.disc(hr).float(), self.disc(sr.detach()).float()
             loss_d = (F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
                       + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
             self.optimizers.d.zero_grad(set_to_none=True)
@@ -480,7 +543,8 @@ class GanTrainer:
         loss_adv = zero
         if adversarial:
             self.disc.requires_grad_(False)  # G's step needs gradients through D, not D's own
-            logits = self.disc(sr)
+            with self.amp():
+                logits = self.disc(sr).float()
             loss_adv = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
             self.disc.requires_grad_(True)
         loss_perc = zero
@@ -588,7 +652,7 @@ class GanTrainer:
                     ("val", str(self.val_h5), str(self.val_attrs.get("config_hash", "")), len(self.val_ds))),
             seed=self.seed, device=describe_device(self.device), best_psnr=float(best["val_psnr"]),
             best_step=int(best["step"]), per_scale={r: (model_psnr[r], self.baseline[r]) for r in model_psnr},
-            elapsed_s=elapsed_s))
+            elapsed_s=elapsed_s, paired=self.paired))
         with atomic_path(self.paths.card) as tmp:
             tmp.write_text(card)
         self.save_weights(self.paths.model, int(best["step"]), float(best["val_psnr"]))
