@@ -188,3 +188,25 @@ def test_group_store_errors_name_the_file(group_dirs, tmp_path):
     with pytest.raises(InputError, match="differs from the LR grid"):
         build_group_store(tmp_path / "x.h5", "misaligned_pairs", root / "groups.json", root / "lr", 2,
                           (8, 8, 4), 2, 0, tmp_path / "wrong")
+
+
+# ---------------------------------------------------------------------------- configs
+@pytest.mark.parametrize("name", ["config.yaml", "udean_hcp.yaml"])
+def test_udean_configs_validate_and_the_paper_config_has_paper_sizes(name):
+    import jsonschema
+    import yaml
+
+    repo = Path(__file__).resolve().parents[1]
+    schema = yaml.safe_load((repo / "workflow/schemas/config.schema.yaml").read_text())
+    cfg = yaml.safe_load((repo / "config" / name).read_text())
+    jsonschema.Draft202012Validator(schema).validate(cfg)
+    ds = next(d for k, d in cfg["datasets"].items() if "udean" in k)
+    assert ds["split"] == [0.8, 0.1, 0.1] and ds["source_fraction"] == 0.5 and ds["scales"] == [2]
+    stores = {m: cfg["models"][m]["store"] for m in ds["methods"] if m != "tricubic"}
+    assert stores == {"ts_rcan_misaligned": "misaligned_pairs", "ts_rcan_registered": "registered_pairs",
+                      "ts_rcan_shift": "nearest_pairs", "udean_misaligned": "udean_misaligned",
+                      "udean_unpaired": "udean_unpaired"}
+    if name == "udean_hcp.yaml":
+        assert ds["patches"]["hr_patch"] == [128, 128, 6]
+        assert all(cfg["models"][m]["args"]["n_groups"] == 5 and cfg["models"][m]["args"]["n_blocks"] == 5
+                   for m in stores)
