@@ -31,6 +31,7 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/sweeps.smk"
 include: "workflow/rules/scale_sweep.smk"
+include: "workflow/rules/udean.smk"
 
 
 rule all:

@@ -122,6 +122,33 @@ def cmd_motion(a: argparse.Namespace) -> None:
     motion_file(Path(a.hr), Path(a.out), a.ranges, a.seed, a.subject, a.meta)
 
 
+def cmd_groups(a: argparse.Namespace) -> None:
+    from mrisr.datasets.groups import make_groups
+    from mrisr.io import read_json, write_json
+
+    try:
+        groups = make_groups(read_json(a.split_file), a.source_fraction, a.seed, a.dataset)
+    except (KeyError, ValueError) as err:
+        raise InputError(Path(a.split_file), f"cannot form UDEAN groups: {err}") from None
+    write_json(a.out, groups)
+    print({k: len(groups[k]) for k in ("target", "source", "val", "test")})
+
+
+def cmd_register(a: argparse.Namespace) -> None:
+    from mrisr.degrade.register import register_to_lr_file
+
+    params = register_to_lr_file(Path(a.lr), Path(a.moving), Path(a.out))
+    print({k: round(v, 3) for k, v in params.items() if k.endswith(("_deg", "_vox"))})
+
+
+def cmd_group_patches(a: argparse.Namespace) -> None:
+    from mrisr.patches.groups import build_group_store
+
+    n = build_group_store(Path(a.out), a.kind, Path(a.groups), Path(a.lr_dir), a.scale, tuple(a.hr_patch),
+                          a.n_per_subject, a.seed, Path(a.hr_dir) if a.hr_dir else None, a.fg_fraction)
+    print(f"{n} {a.kind} patches -> {a.out}")
+
+
 def cmd_patches(a: argparse.Namespace) -> None:
     from mrisr.patches.store import build_store
 
@@ -133,6 +160,11 @@ def cmd_patches(a: argparse.Namespace) -> None:
 
 def cmd_train(a: argparse.Namespace) -> None:
     _set_threads(a.threads)
+    if a.model_config.get("arch") == "udean":  # unpaired: --train is one store with source_hr + target_lr
+        from mrisr.train.udean import train_udean
+
+        train_udean(a.model_config, Path(a.train), Path(a.train), Path(a.val), Path(a.out_dir), a.seed, a.device)
+        return
     from mrisr.train.gan import GAN_ARCHS
 
     if a.model_config.get("arch") in GAN_ARCHS:  # adversarial generators (issue 6): their own loop
@@ -340,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = add("degrade", cmd_degrade, "k-space / image-space degradation of one prepared series")
     s.add_argument("--hr", required=True)
     s.add_argument("--out", required=True)
-    s.add_argument("--mode", required=True, choices=["truncate", "lowpass_bicubic", "bicubic"])
+    s.add_argument("--mode", required=True, choices=["truncate", "lowpass_bicubic", "bicubic", "nearest"])
     s.add_argument("--scale", type=float, required=True)
     s.add_argument("--axes", type=int, nargs="+", required=True)
     s.add_argument("--window", default="none", choices=["none", "hamming"])
@@ -353,6 +385,31 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--subject", required=True)
     s.add_argument("--meta", type=_json, default={})
+
+    s = add("groups", cmd_groups, "UDEAN data groups: split.json's train subjects -> target + disjoint source")
+    s.add_argument("--split-file", required=True)
+    s.add_argument("--source-fraction", type=float, default=0.5)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--dataset", required=True)
+    s.add_argument("--out", required=True)
+
+    s = add("register", cmd_register, "rigidly register a moved HR volume back onto its LR (Mattes MI)")
+    s.add_argument("--lr", required=True, help="the subject's LR NIfTI (its sidecar gives the grid)")
+    s.add_argument("--moving", required=True)
+    s.add_argument("--out", required=True)
+
+    s = add("group-patches", cmd_group_patches, "patch store of a UDEAN data group (pairs or source_hr/target_lr)")
+    s.add_argument("--kind", required=True,
+                   choices=["misaligned_pairs", "registered_pairs", "nearest_pairs", "udean_misaligned", "udean_unpaired"])
+    s.add_argument("--groups", required=True)
+    s.add_argument("--lr-dir", required=True)
+    s.add_argument("--hr-dir", default=None, help="HR folder replacing the LR sidecars' hr_source")
+    s.add_argument("--scale", type=float, required=True)
+    s.add_argument("--hr-patch", type=int, nargs="+", required=True)
+    s.add_argument("--n-per-subject", type=int, required=True)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--fg-fraction", type=float, default=0.25)
+    s.add_argument("--out", required=True)
 
     s = add("patches", cmd_patches, "sample aligned patch pairs of one split into an HDF5 store")
     s.add_argument("--task", required=True)

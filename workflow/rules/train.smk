@@ -2,6 +2,8 @@
 
 
 def store(wc, split):
+    if split == "train" and is_group_store(wc.dataset, wc.method):  # UDEAN data groups (udean.smk)
+        return group_store(wc)
     return f"results/{wc.dataset}/patches/{store_task(wc.dataset, wc.method)}-x{wc.scale}_{split}.h5"
 
 

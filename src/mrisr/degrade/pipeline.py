@@ -5,6 +5,7 @@ Modes (docs/architecture.md):
 * lowpass_bicubic  k-space low-pass, then Keys-cubic sampling 'center'
                    (the cine SR protocol: k-space low-pass then bicubic downsampling)
 * bicubic          antialiased Keys-cubic resize only         'center'
+* nearest          decimation: keep HR sample i·s             'corner' (mrisr.degrade.nearest)
 """
 
 from __future__ import annotations
@@ -14,13 +15,15 @@ from pathlib import Path
 import numpy as np
 
 from mrisr.degrade.kspace import check_window, kspace_lowpass, kspace_truncate, normalize_axes
+from mrisr.degrade.nearest import nearest_decimate
 from mrisr.degrade.resize import cubic_downsample
 from mrisr.errors import InputError
 from mrisr.grid import Grid, lr_size
 from mrisr.io import read_nifti, write_json, write_nifti
 
-MODES: tuple[str, ...] = ("truncate", "lowpass_bicubic", "bicubic")
-CONVENTION_OF_MODE: dict[str, str] = {"truncate": "corner", "lowpass_bicubic": "center", "bicubic": "center"}
+MODES: tuple[str, ...] = ("truncate", "lowpass_bicubic", "bicubic", "nearest")
+CONVENTION_OF_MODE: dict[str, str] = {"truncate": "corner", "lowpass_bicubic": "center", "bicubic": "center",
+                                      "nearest": "corner"}
 SPATIAL_AXES = (0, 1, 2)
 
 
@@ -58,6 +61,8 @@ def degrade_array(
         return np.array(x, dtype=np.float32, copy=True), grid
     if mode == "truncate":
         lr = kspace_truncate(x, scale, axes, window=window, workers=workers)
+    elif mode == "nearest":
+        lr = nearest_decimate(x, scale, axes)
     elif mode == "lowpass_bicubic":
         lr = cubic_downsample(kspace_lowpass(x, scale, axes, window=window, workers=workers), grid, antialias=False)
     else:

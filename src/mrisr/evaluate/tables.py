@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from mrisr.errors import InputError
+from mrisr.evaluate.udean_tables import udean_markdown
 from mrisr.grid import format_scale
 from mrisr.io import atomic_path, read_json
 
@@ -148,6 +149,7 @@ def summary_markdown(df: pd.DataFrame) -> str:
         for metric in dict.fromkeys(tdf["metric"]):
             parts += [f"## {task}: {metric.upper()} ({arrow[metric in LOWER_IS_BETTER]})", ""]
             parts += [metric_table(tdf, metric), ""]
+    parts += udean_markdown(df)  # the UDEAN paper's Tables I and II, where its methods ran
     return "\n".join(parts)
 
 

@@ -26,7 +26,8 @@ the detached outputs of the same forward after every generator step (CycleGAN's 
 Adam(β = (0.9, 0.99), ε = 1e-8) for both; cosine learning rate from `train.lr` (paper 1e-4) to
 `lr_min` (1e-8) over `train.steps`.
 
-Data: the source store's `hr` and the target store's `lr` are drawn as two independent streams
+Data: the source store's `hr` and the target store's `lr` — or `source_hr` and `target_lr` of one
+unpaired store (mrisr.patches.groups; pass it as both) — are drawn as two independent streams
 (different RNG streams, so that even stores cut at the same places from the same subjects —
 the misaligned flavour — never yield aligned pairs). The paired val store is used only to
 pick the best weights by PSNR, as for every other method (a benchmark convenience; a truly
@@ -41,6 +42,7 @@ import sys
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+import h5py
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -260,15 +262,24 @@ class UnpairedBatchSampler(Sampler[list[tuple[int, int]]]):
 class UnpairedDataset(Dataset):
     """Item (i, j) → {"hr": source[i] HR patch, "lr": target[j] LR patch}."""
 
-    def __init__(self, source: PatchDataset, target: PatchDataset) -> None:
+    def __init__(self, source: PatchDataset, target: PatchDataset, source_key: str = "hr",
+                 target_key: str = "lr") -> None:
         self.source, self.target = source, target
+        self.source_key, self.target_key = source_key, target_key
 
     def __len__(self) -> int:
         return max(len(self.source), len(self.target))
 
     def __getitem__(self, ij: tuple[int, int]) -> dict[str, torch.Tensor]:
         i, j = ij
-        return {"hr": self.source[i]["hr"], "lr": self.target[j]["lr"]}
+        return {"hr": self.source[i][self.source_key], "lr": self.target[j][self.target_key]}
+
+
+def stream_key(path: Path, unpaired: str, paired: str) -> str:
+    """The dataset a stream reads: the unpaired store's `source_hr`/`target_lr` (one file holding
+    both, DESIGN.md) when present, else a paired store's `hr`/`lr`."""
+    with h5py.File(path, "r") as f:
+        return unpaired if unpaired in f else paired
 
 
 def check_source(source_h5: Path, target_attrs: dict) -> dict:
@@ -355,9 +366,11 @@ class UdeanTrainer(Trainer):
             self.system = self.system.to(memory_format=self.fmt)
         self.system.train()
         self.model = self.system.sr
-        self.source_ds = PatchDataset(self.source_h5, ("hr",))
-        self.target_ds = PatchDataset(self.train_h5, ("lr",))
-        self.train_ds = UnpairedDataset(self.source_ds, self.target_ds)
+        source_key = stream_key(self.source_h5, "source_hr", "hr")
+        target_key = stream_key(self.train_h5, "target_lr", "lr")
+        self.source_ds = PatchDataset(self.source_h5, (source_key,))
+        self.target_ds = PatchDataset(self.train_h5, (target_key,))
+        self.train_ds = UnpairedDataset(self.source_ds, self.target_ds, source_key, target_key)
         self.val_ds = PatchDataset(self.val_h5, ("lr", "hr"))
         self.optimizer = Pair(make_adam(self.system.generator_parameters(), self.cfg, u),
                               make_adam(self.system.discriminator_parameters(), self.cfg, u))
@@ -503,8 +516,9 @@ def write_udean_card(path: Path, facts: CardFacts, ucfg: UdeanConfig, n_params_a
 
 def train_udean(model_cfg: dict, source_h5: Path, target_h5: Path, val_h5: Path, out_dir: Path, seed: int,
                 device: str = "auto") -> Path:
-    """Train UDEAN on a source-HR store (its `hr`) and a target-LR store (its `lr`), validating on
-    a paired store; returns the path of model.pt (the `udean` inference net).
+    """Train UDEAN on a source-HR store (its `hr`) and a target-LR store (its `lr`) — or one store
+    with `source_hr` and `target_lr`, given as both — validating on a paired store; returns the
+    path of model.pt (the `udean` inference net).
 
     model_cfg: {"arch": "udean", "args": {n_feats, n_groups, n_blocks, reduction, kernel_size},
     "train": TrainConfig keys, "udean": UdeanConfig keys}. Resumes from out_dir/ckpt/last.pt;
