@@ -183,7 +183,7 @@ def test_training_cubic_baseline_on_a_clip_store_scores_the_central_frames(stage
     attrs = store_attrs(staged / STORE)
     assert attrs["clip"] == [2, 1]
     got = cubic_psnr(DataLoader(PatchDataset(staged / STORE, ("lr", "hr")), batch_size=4), attrs,
-                     TrainConfig.from_dict({}))
+                     TrainConfig.from_dict({"steps": 1, "batch_size": 4, "lr": 1e-3}))
     with h5py.File(staged / STORE) as f:
         lr, hr = f["lr"][:], f["hr"][:]
     grid = Grid("center", axes=(0, 1), hr_shape=(12, 12), lr_shape=(6, 6))
