@@ -184,11 +184,17 @@ def test_resume_after_sigterm_matches_uninterrupted_run(stores, tmp_path, monkey
     assert [r["step"] for r in read_log(tmp_path / "run" / "log.csv")] == ["1", "2", "3", "4"]
 
 
-def test_resume_with_a_different_config_is_refused(stores, tmp_path):
+def test_a_config_edit_retrains_from_scratch(stores, tmp_path):
+    """Snakemake reruns train after a config edit: the old checkpoint is moved aside, not resumed."""
     train_h5, val_h5 = stores
-    train_gan(cfg(steps=2), train_h5, val_h5, tmp_path, seed=0, device="cpu")
-    with pytest.raises(InputError, match="different model/train config"):
-        train_gan(cfg(steps=2, adv_weight=0.01), train_h5, val_h5, tmp_path, seed=0, device="cpu")
+    train_gan(cfg(steps=2), train_h5, val_h5, tmp_path / "run", seed=0, device="cpu")
+    edited = read_model_record(train_gan(cfg(steps=2, adv_weight=0.01), train_h5, val_h5, tmp_path / "run",
+                                         seed=0, device="cpu"))
+    fresh = read_model_record(train_gan(cfg(steps=2, adv_weight=0.01), train_h5, val_h5, tmp_path / "fresh",
+                                        seed=0, device="cpu"))
+    assert all(torch.equal(v, edited["state_dict"][k]) for k, v in fresh["state_dict"].items())
+    assert (tmp_path / "run" / "ckpt" / "stale" / "last.pt").is_file()
+    assert [r["step"] for r in read_log(tmp_path / "run" / "log.csv")] == [r["step"] for r in read_log(tmp_path / "fresh" / "log.csv")]
 
 
 def test_srgan_baseline_trains_at_its_fixed_scale(stores, tmp_path):

@@ -135,3 +135,15 @@ def test_roi_metrics_share_the_precision_of_their_base_metric(metric, text):
     from mrisr.evaluate.tables import format_cell
 
     assert format_cell(23.6035, 0.48904, metric) == text
+
+
+def test_metric_plot_width_does_not_grow_with_scales(tmp_path):
+    """A 30-scale sweep dataset gets one panel, not 30 groups: the figure stays as wide as 3 panels."""
+    rows = [("sweep_slices", "sisr2d", f"{1 + k / 10:g}", m, "psnr", 30.0 - k / 10 + (m == "meta_srgan"), 0.5, 2)
+            for k in range(1, 31) for m in ("bicubic", "meta_srgan")]
+    rows += [(f"other{i}", "sisr2d", s, "bicubic", "psnr", 25.0, 0.4, 2) for i in range(3) for s in ("2", "4")]
+    csv = tmp_path / "summary.csv"
+    pd.DataFrame(rows, columns=SUMMARY_COLUMNS).to_csv(csv, index=False)
+    metric_plot(csv, tmp_path / "psnr.png", "psnr")
+    img = mpimg.imread(tmp_path / "psnr.png")
+    assert img.shape[1] < 2000 and img.shape[0] < 1200  # 3 × 2 panels at 120 dpi (one group per scale: > 5000 px)

@@ -271,11 +271,27 @@ def test_resume_after_sigterm_matches_uninterrupted_run(blocky_stores, tmp_path,
     assert val(rows_a) == val(rows_b)
 
 
-def test_resume_with_a_different_config_is_refused(blocky_stores, tmp_path):
+def test_a_config_edit_retrains_from_scratch(blocky_stores, tmp_path):
+    """Snakemake reruns train when the config changes: that must retrain, not resume the old run
+    (nor stop on its checkpoint); the old checkpoint is kept under ckpt/stale/."""
     train_h5, val_h5 = blocky_stores
-    train(tiny_cfg(steps=8), train_h5, val_h5, tmp_path, seed=0, device="cpu")
-    with pytest.raises(InputError, match=r"last\.pt: checkpoint was made with a different"):
-        train(tiny_cfg(steps=8, lr=1e-3), train_h5, val_h5, tmp_path, seed=0, device="cpu")
+    train(tiny_cfg(steps=8), train_h5, val_h5, tmp_path / "run", seed=0, device="cpu")
+    edited = torch.load(train(tiny_cfg(steps=8, lr=1e-3), train_h5, val_h5, tmp_path / "run", seed=0, device="cpu"),
+                        weights_only=True)
+    fresh = torch.load(train(tiny_cfg(steps=8, lr=1e-3), train_h5, val_h5, tmp_path / "fresh", seed=0, device="cpu"),
+                       weights_only=True)
+    assert all(torch.equal(v, edited["state_dict"][k]) for k, v in fresh["state_dict"].items())
+    assert (tmp_path / "run" / "ckpt" / "stale" / "last.pt").is_file()
+    no_time = lambda rows: [{k: v for k, v in r.items() if k != "elapsed_s"} for r in rows]  # noqa: E731
+    assert no_time(read_log(tmp_path / "run" / "log.csv")) == no_time(read_log(tmp_path / "fresh" / "log.csv"))
+
+
+def test_a_corrupt_checkpoint_still_fails_with_its_name(blocky_stores, tmp_path):
+    train_h5, val_h5 = blocky_stores
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "last.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(InputError, match=r"last\.pt: unreadable checkpoint"):
+        train(tiny_cfg(steps=8), train_h5, val_h5, tmp_path, seed=0, device="cpu")
     assert not (tmp_path / "model.pt").exists()
 
 

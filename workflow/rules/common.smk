@@ -40,6 +40,11 @@ wildcard_constraints:
     degradation=r"[a-z_]+(-hamming)?",
 
 
+def job_threads():
+    """Threads of each compute job (train/evaluate/sweeps): config `job_threads`, 0 = all cores."""
+    return min(config["job_threads"], workflow.cores) if config["job_threads"] else workflow.cores
+
+
 def fmt_scale(s):
     return f"{float(s):g}"
 

@@ -20,7 +20,7 @@ rule evaluate:
         model=lambda wc, input: f"--model {input.model}" if input.model else "",
         ref=lambda wc: f"--reference {ds(wc.dataset)['reference']}" if ds(wc.dataset).get("reference") else "",
         device="cpu" if config["device"] == "auto" else config["device"],
-    threads: workflow.cores
+    threads: job_threads()
     log:
         "logs/evaluate/{dataset}/{method}/x{scale}.log",
     benchmark:

@@ -98,7 +98,7 @@ rule train_arbitrary:
         cfg=lambda wc: json.dumps(arbitrary_train_config(wc.dataset, wc.method), sort_keys=True),
         seed=config["seed"],
         device=config["device"],
-    threads: workflow.cores
+    threads: job_threads()
     resources:
         gpu=lambda wc: 1 if config["device"] == "cuda" else 0,
     log:
@@ -168,7 +168,7 @@ for _d in sweep_datasets():
                 lr_root=f"results/{_d}/lr/{_deg}",
                 out_root=f"results/eval/{_d}/{_m}",
                 device="cpu" if config["device"] == "auto" else config["device"],
-            threads: workflow.cores
+            threads: job_threads()
             resources:
                 # every scale in one job (rule names vary per dataset, so the cluster profile cannot list them)
                 runtime=60 * max(4, len(_ms)),

@@ -71,7 +71,7 @@ rule sweep_evaluate:
         task=lambda wc: task_of(wc.dataset),
         out_dir=lambda wc: sweep_dir(wc.dataset, wc.method, wc.scale, wc.key, wc.value),
         device="cpu" if config["device"] == "auto" else config["device"],
-    threads: workflow.cores
+    threads: job_threads()
     log:
         "logs/sweep/{dataset}/{method}/x{scale}/{key}{value}.log",
     benchmark:
@@ -116,7 +116,7 @@ rule cost:
         specs=lambda wc: [m if m in INTERPOLATIONS else f"{m}=results/models/{wc.dataset}/{m}/x{wc.scale}/model.pt"
                           for m in cost_methods(wc.dataset, wc.scale)],
         device="cpu" if config["device"] == "auto" else config["device"],
-    threads: workflow.cores
+    threads: job_threads()
     log:
         "logs/cost/{dataset}_x{scale}.log",
     shell:

@@ -31,7 +31,7 @@ rule train:
         cfg=lambda wc: json.dumps(train_config(wc.dataset, wc.method), sort_keys=True),
         seed=config["seed"],
         device=config["device"],
-    threads: workflow.cores
+    threads: job_threads()
     resources:
         gpu=lambda wc: 1 if config["device"] == "cuda" else 0,
     log:

@@ -85,28 +85,43 @@ def comparison_figure(eval_dirs: list[Path], out_png: Path, title: str = "") -> 
 
 
 def metric_plot(summary_csv: Path, out_png: Path, metric: str = "psnr") -> None:
-    """Mean ± std per method, grouped by dataset × scale, from summary.csv."""
+    """Mean ± std against scale, one panel per dataset (and task), one series per method, from summary.csv.
+
+    One panel per dataset keeps the figure readable when a dataset sweeps many scales
+    (the arbitrary-scale experiment evaluates 30): the figure grows with the number of
+    datasets, not with datasets × scales × methods.
+    """
     df = read_summary(Path(summary_csv))
     df = df[df["metric"] == metric]
     if df.empty:
         raise InputError(summary_csv, f"no rows for metric {metric!r}")
-    groups = list(dict.fromkeys(zip(df["task"], df["dataset"], df["scale"])))
-    several_tasks = len({g[0] for g in groups}) > 1
+    panels = list(dict.fromkeys(zip(df["task"], df["dataset"])))
     methods = method_order(df["method"])
-    width = 0.8 / len(methods)
-    fig = _figure((max(4.0, 0.6 * len(groups) * len(methods) + 2.0), 3.5))
-    ax = fig.subplots()
-    for j, m in enumerate(methods):
-        sub = df[df["method"] == m]
-        pos = {g: i for i, g in enumerate(groups)}
-        x = [pos[(t, d, s)] - 0.4 + width * (j + 0.5) for t, d, s in zip(sub["task"], sub["dataset"], sub["scale"])]
-        ax.errorbar(x, sub["mean"], yerr=sub["std"], fmt="o", capsize=3, label=m)
-    labels = [column_label(d, s) + (f"\n{t}" if several_tasks else "") for t, d, s in groups]
-    ax.set_xticks(range(len(groups)))
-    ax.set_xticklabels(labels, fontsize=8)
+    ncols = min(3, len(panels))
+    nrows = -(-len(panels) // ncols)
+    fig = _figure((4.2 * ncols, 3.2 * nrows))
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
     better = "lower" if metric in LOWER_IS_BETTER else "higher"
-    ax.set_ylabel(f"{metric.upper()} ({better} is better)")
-    ax.legend(fontsize=8)
-    ax.grid(axis="y", alpha=0.3)
+    for ax, (task, dataset) in zip(axes, panels):
+        sub = df[(df["task"] == task) & (df["dataset"] == dataset)]
+        scales = sorted({float(s) for s in sub["scale"]})
+        many = len(scales) > 4  # a sweep: lines; a few scales: offset markers
+        step = min(np.diff(scales)) if len(scales) > 1 else 1.0
+        present = [m for m in methods if m in set(sub["method"])]
+        for j, m in enumerate(present):
+            rows = sub[sub["method"] == m].assign(s=lambda d: d["scale"].astype(float)).sort_values("s")
+            offset = 0.0 if many else (j - (len(present) - 1) / 2) * 0.08 * step
+            ax.errorbar(rows["s"] + offset, rows["mean"], yerr=rows["std"], fmt="o-" if many else "o",
+                        markersize=3 if many else 5, capsize=0 if many else 3, label=m)
+        if not many:
+            ax.set_xticks(scales)
+            ax.set_xticklabels([f"×{s:g}" for s in scales])
+        ax.set_title(f"{dataset} ({task})", fontsize=9)
+        ax.set_xlabel("scale")
+        ax.set_ylabel(f"{metric.upper()} ({better} is better)", fontsize=8)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
     fig.tight_layout()
     _save(fig, out_png)

@@ -7,6 +7,7 @@ not code). Written atomically; a rerun resumes from it.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -77,3 +78,28 @@ def load_checkpoint(path: Path, fingerprint: str) -> dict:
         raise InputError(path, "checkpoint was made with a different model/train config, seed or data; "
                                "delete the ckpt/ folder to start over")
     return state
+
+
+def resumable_state(path: Path, fingerprint: str) -> dict | None:
+    """The state to resume from, or None to start fresh.
+
+    A checkpoint of the same run (same config, seed and data) resumes. One made under a
+    different config is what Snakemake leaves behind when a config edit reruns `train`:
+    the edit means "train this again", so that checkpoint is moved aside to
+    `ckpt/stale/` (kept, never silently deleted) and training starts from step 0.
+    A corrupt file still fails with InputError: that is damage, not an edit.
+    """
+    if not path.is_file():
+        return None
+    try:
+        return load_checkpoint(path, fingerprint)
+    except InputError as err:
+        if "different model/train config" not in str(err):
+            raise
+    stale = path.parent / "stale"
+    stale.mkdir(exist_ok=True)
+    for old in sorted(path.parent.glob("*.pt")):
+        old.replace(stale / old.name)
+    print(f"[train] {path}: made under a different config, seed or data; moved to {stale}/ and starting fresh",
+          file=sys.stderr)
+    return None

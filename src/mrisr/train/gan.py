@@ -60,7 +60,7 @@ from mrisr.models.io import plain_scale, read_model_record
 from mrisr.models.meta_srgan import Discriminator, GridCubicUpsample  # (importing registers meta_srgan, srgan)
 from mrisr.patches.dataset import PatchDataset, store_attrs
 from mrisr.train.card import budget_note
-from mrisr.train.checkpoint import load_checkpoint, restore_rng_states, save_checkpoint
+from mrisr.train.checkpoint import restore_rng_states, resumable_state, save_checkpoint
 from mrisr.train.config import fingerprint
 from mrisr.train.loop import Paths, Progress, describe_device, resolve_device
 from mrisr.train.losses import psnr_per_sample
@@ -463,9 +463,9 @@ class GanTrainer:
 
     # -- state -----------------------------------------------------------------------------
     def resume_if_possible(self) -> None:
-        if not self.paths.last.is_file():
+        state = resumable_state(self.paths.last, self.fingerprint)
+        if state is None:
             return
-        state = load_checkpoint(self.paths.last, self.fingerprint)
         self.nets.load_state_dict(state["model"])
         self.optimizers.load_state_dict(state["optimizer"])
         self.schedulers.load_state_dict(state["scheduler"])

@@ -27,7 +27,7 @@ from mrisr.models.io import read_model_record
 from mrisr.grid import integer_scale
 from mrisr.patches.dataset import PatchDataset, store_attrs
 from mrisr.train.card import CardFacts, StoreInfo, write_card
-from mrisr.train.checkpoint import load_checkpoint, restore_rng_states, save_checkpoint
+from mrisr.train.checkpoint import restore_rng_states, resumable_state, save_checkpoint
 from mrisr.train.config import TrainConfig, fingerprint
 from mrisr.train.log import TrainLog
 from mrisr.train.losses import compute_loss, psnr_per_sample
@@ -204,9 +204,9 @@ class Trainer:
 
     # -- state ---------------------------------------------------------------------------
     def resume_if_possible(self) -> None:
-        if not self.paths.last.is_file():
+        state = resumable_state(self.paths.last, self.fingerprint)
+        if state is None:
             return
-        state = load_checkpoint(self.paths.last, self.fingerprint)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None:

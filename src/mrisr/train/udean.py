@@ -55,7 +55,7 @@ from mrisr.models.io import read_model_record
 from mrisr.models.udean import UdeanSystem
 from mrisr.patches.dataset import PatchDataset, store_attrs
 from mrisr.train.card import CardFacts, StoreInfo, render_card
-from mrisr.train.checkpoint import load_checkpoint, restore_rng_states, save_checkpoint
+from mrisr.train.checkpoint import restore_rng_states, resumable_state, save_checkpoint
 from mrisr.train.config import TrainConfig, fingerprint
 from mrisr.train.loop import (Paths, Progress, Trainer, describe_device, memory_format, plain_scale, read_geometry,
                               resolve_device, to_device, validate)
@@ -385,9 +385,9 @@ class UdeanTrainer(Trainer):
 
     # -- state ---------------------------------------------------------------------------
     def resume_if_possible(self) -> None:
-        if not self.paths.last.is_file():
+        state = resumable_state(self.paths.last, self.fingerprint)
+        if state is None:
             return
-        state = load_checkpoint(self.paths.last, self.fingerprint)
         self.system.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None:
