@@ -167,6 +167,15 @@ def test_bad_config_type_fails_with_its_name(tmp_path: Path) -> None:
     assert "steps" in out and "many" in out
 
 
+def test_bad_override_fails_with_dataset_and_method(tmp_path: Path) -> None:
+    """A per-dataset override is merged into the model block and validated (once per pair)."""
+    cfg = copy.deepcopy(TINY)
+    cfg["datasets"]["tiny_cine"]["overrides"] = {"edsr": {"train": {"batch_size": "large"}}}
+    run = snakemake(tmp_path, cfg, "all", "-n")
+    assert run.returncode != 0
+    assert "datasets.tiny_cine.overrides.edsr" in run.stdout + run.stderr
+
+
 @pytest.mark.slow
 def test_html_report_embeds_tables_and_figures(pipeline: Path) -> None:
     report = pipeline / "results/report.html"

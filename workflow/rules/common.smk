@@ -69,18 +69,26 @@ def deep_merge(base, override):
     return out
 
 
+# One validator for the merged model blocks, built once: jsonschema.validate() re-checks the
+# schema itself on every call, and the DAG asks for model configs hundreds of times (that alone
+# made a no-op `snakemake all` take 15 s of CPU).
+_MODEL_VALIDATOR = jsonschema.Draft202012Validator({"$defs": _SCHEMA["$defs"], "$ref": "#/$defs/model"})
+_MODEL_CONFIGS = {}
+
+
 def model_config(dataset, method):
-    """The model's config with this dataset's overrides, re-validated after merging."""
+    """The model's config with this dataset's overrides, re-validated after merging (once per pair)."""
     if method not in config["models"]:
         raise ValueError(f"config: dataset {dataset!r} lists method {method!r}, which is neither "
                          f"an interpolation ({sorted(INTERPOLATIONS)}) nor a key of `models`")
-    merged = deep_merge(config["models"][method], ds(dataset).get("overrides", {}).get(method, {}))
-    schema = {"$defs": _SCHEMA["$defs"], "$ref": "#/$defs/model"}
-    try:
-        jsonschema.validate(merged, schema)
-    except jsonschema.ValidationError as err:
-        raise ValueError(f"config: datasets.{dataset}.overrides.{method}: {err.message}") from None
-    return merged
+    key = (dataset, method)
+    if key not in _MODEL_CONFIGS:
+        merged = deep_merge(config["models"][method], ds(dataset).get("overrides", {}).get(method, {}))
+        err = jsonschema.exceptions.best_match(_MODEL_VALIDATOR.iter_errors(merged))
+        if err is not None:
+            raise ValueError(f"config: datasets.{dataset}.overrides.{method}: {err.message}")
+        _MODEL_CONFIGS[key] = merged
+    return copy.deepcopy(_MODEL_CONFIGS[key])  # callers may edit their copy
 
 
 def method_entries(dataset):
