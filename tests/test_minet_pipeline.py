@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import h5py
@@ -21,6 +20,7 @@ from mrisr.evaluate.inference import super_resolve
 from mrisr.grid import Grid
 from mrisr.models.minet import MINet
 from mrisr.models.registry import build_model
+from snakemake_runner import run_snakemake
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_ARGS = dict(n_feats=4, n_groups=1, n_blocks=1, reduction=2)
@@ -136,11 +136,7 @@ TINY_MC = {
 
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    cfg = workdir / "config.yaml"
-    cfg.write_text(yaml.safe_dump(TINY_MC))
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(cfg), "--cores", "1", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    return run_snakemake(workdir, TINY_MC, *args, cores=1, timeout=600)
 
 
 @pytest.mark.slow

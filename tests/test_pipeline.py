@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import h5py
@@ -17,10 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-import yaml
+from snakemake_runner import run_snakemake
 
-REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 TINY = {
     "seed": 7,
@@ -62,11 +59,7 @@ TINY = {
 
 
 def snakemake(workdir: Path, config: dict, *args: str) -> subprocess.CompletedProcess:
-    cfg = workdir / "config.yaml"
-    cfg.write_text(yaml.safe_dump(config))
-    cmd = SNAKEMAKE + ["--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-                       "--configfile", str(cfg), "--cores", "2", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    return run_snakemake(workdir, config, *args, cores=2, timeout=900)
 
 
 def job_counts(dry_run_output: str) -> dict[str, int]:

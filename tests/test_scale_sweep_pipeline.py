@@ -17,6 +17,7 @@ import h5py
 import pandas as pd
 import pytest
 import yaml
+from snakemake_runner import run_snakemake
 
 REPO = Path(__file__).resolve().parents[1]
 SCALES = [1.5, 2, 2.5]
@@ -49,11 +50,7 @@ TINY = {
 
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    cfg = workdir / "config.yaml"
-    cfg.write_text(yaml.safe_dump(TINY))
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(cfg), "--cores", "1", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    return run_snakemake(workdir, TINY, *args, cores=1, timeout=900)
 
 
 @pytest.fixture(scope="module")

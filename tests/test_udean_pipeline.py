@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import h5py
@@ -14,9 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-import yaml
+from snakemake_runner import run_snakemake
 
-REPO = Path(__file__).resolve().parents[1]
 TRAIN = {"steps": 4, "batch_size": 2, "val_every": 2, "ckpt_every": 2, "log_every": 2}
 ARGS = {"n_feats": 4, "n_groups": 1, "n_blocks": 1, "reduction": 2}
 METHODS = ["tricubic", "ts_rcan_registered", "ts_rcan_shift", "udean_misaligned", "udean_unpaired"]
@@ -50,11 +48,7 @@ DS = "tiny_udean_volume"
 
 
 def snakemake(workdir: Path, config: dict, *args: str) -> subprocess.CompletedProcess:
-    cfg = workdir / "config.yaml"
-    cfg.write_text(yaml.safe_dump(config))
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(cfg), "--cores", "1", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    return run_snakemake(workdir, config, *args, cores=1, timeout=900)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ import json
 import math
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import h5py
@@ -15,7 +14,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-import yaml
 
 from mrisr.errors import InputError
 from mrisr.evaluate.cost import COST_COLUMNS, MethodSpec, measure_costs, parse_method_spec, write_cost_csv
@@ -23,8 +21,8 @@ from mrisr.evaluate.sweep import SWEEP_COLUMNS, write_sweep_tables
 from mrisr.io import read_json, read_nifti
 from mrisr.models import build_model, count_parameters, save_model
 from mrisr.models.phase import phase_code
+from snakemake_runner import run_snakemake
 
-REPO = Path(__file__).resolve().parents[1]
 LR_DIR = "results/tiny_cine/lr/lowpass_bicubic/x2"
 STORE = "results/tiny_cine/patches/vsr2w1-x2_train.h5"
 FRAMES, SLICES = 6, 2
@@ -65,11 +63,7 @@ TINY = {
 
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    cfg = workdir / "config.yaml"
-    cfg.write_text(yaml.safe_dump(TINY))
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(cfg), "--cores", "2", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    return run_snakemake(workdir, TINY, *args, cores=2, timeout=600)
 
 
 @pytest.fixture(scope="module")
