@@ -286,14 +286,10 @@ def add_scale_sweep_commands(add: Callable[..., argparse.ArgumentParser]) -> Non
     s.add_argument("--out", required=True)
 
     s = add("degrade-scales", cmd_degrade_scales, "`mrisr degrade` of one subject at many scales in one process")
-    s.add_argument("--hr", required=True)
+    _degrade_options(s, modes=["truncate", "lowpass_bicubic", "bicubic"])  # nearest: integer scales only
     s.add_argument("--subject", required=True)
     s.add_argument("--out-root", required=True, help="lr/{degradation}: writes x{scale}/{subject}.nii.gz + .json")
-    s.add_argument("--mode", required=True, choices=["truncate", "lowpass_bicubic", "bicubic"])
     s.add_argument("--scales", type=_scale, nargs="+", required=True)
-    s.add_argument("--axes", type=int, nargs="+", required=True)
-    s.add_argument("--window", default="none", choices=["none", "hamming"])
-    s.add_argument("--meta", type=_json, default={})
 
     s = add("evaluate-scales", cmd_evaluate_scales, "`mrisr evaluate` of one method at many scales in one process")
     s.add_argument("--method", required=True)
@@ -320,6 +316,15 @@ def add_scale_sweep_commands(add: Callable[..., argparse.ArgumentParser]) -> Non
     s.add_argument("--plot", required=True)
     s.add_argument("--tables", type=_json, default={},
                    help='fixed-scale tables with parameter counts, JSON {out_md: [eval folders of one dataset × scale]}')
+
+
+def _degrade_options(s: argparse.ArgumentParser, modes: list[str]) -> None:
+    """Options shared by `degrade` (one scale) and `degrade-scales` (many)."""
+    s.add_argument("--hr", required=True)
+    s.add_argument("--mode", required=True, choices=modes)
+    s.add_argument("--axes", type=int, nargs="+", required=True)
+    s.add_argument("--window", default="none", choices=["none", "hamming"])
+    s.add_argument("--meta", type=_json, default={})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -370,13 +375,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
 
     s = add("degrade", cmd_degrade, "k-space / image-space degradation of one prepared series")
-    s.add_argument("--hr", required=True)
+    _degrade_options(s, modes=["truncate", "lowpass_bicubic", "bicubic", "nearest"])
     s.add_argument("--out", required=True)
-    s.add_argument("--mode", required=True, choices=["truncate", "lowpass_bicubic", "bicubic", "nearest"])
     s.add_argument("--scale", type=float, required=True)
-    s.add_argument("--axes", type=int, nargs="+", required=True)
-    s.add_argument("--window", default="none", choices=["none", "hamming"])
-    s.add_argument("--meta", type=_json, default={})
 
     s = add("motion", cmd_motion, "rigid + shrinking-deformation motion simulation of one HR volume")
     s.add_argument("--hr", required=True)
