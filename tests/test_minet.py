@@ -158,6 +158,25 @@ def test_loss_is_weighted_sum_of_l1_terms():
     torch.testing.assert_close(no_ref.loss(out, batch), 0.3 * (out - batch["hr"]).abs().mean())
 
 
+def test_auxiliary_reference_reconstruction_is_not_an_identity():
+    """x̂_ref is Rec_ref(F_ref^0 + G_ref), not Rec_ref(·) + ref: with an image-level identity
+    skip a zeroed Rec_ref would meet the β term exactly and it would train nothing."""
+    model = make()
+    batch = random_batch(2)
+    with torch.no_grad():
+        model.ref_rec.weight.zero_()
+        model.ref_rec.bias.zero_()
+    model(batch["lr"], batch["ref"])
+    assert model._aux.abs().max() == 0  # a zero reconstruction is zero, not the reference itself
+    model = make()
+    model(batch["lr"], batch["ref"])
+    aux_term = (model._aux - batch["ref"]).abs().mean()
+    assert aux_term > 0.05  # a fresh net does not reproduce the reference for free
+    aux_term.backward()  # the β term alone trains the reference branch's groups
+    for module in (model.ref_head, model.ref_groups[0], model.ref_groups[-1]):
+        assert sum(float(p.grad.abs().sum()) for p in module.parameters() if p.grad is not None) > 0
+
+
 def test_loss_without_forward_is_an_error():
     batch = random_batch(2)
     with pytest.raises(RuntimeError, match="forward"):

@@ -13,7 +13,7 @@ stages, then a conv fusing them), and the last stage of each branch passes a cha
 attention (a 3D conv over the (C, H, W) feature volume). Output:
 
     x̂_tgt = Rec(F_tgt^0 + G_tgt + H_fused) + CubicUpsample(lr)
-    x̂_ref = Rec_ref(G_ref) + x_ref            (auxiliary, trained with weight β)
+    x̂_ref = Rec_ref(F_ref^0 + G_ref)          (auxiliary, trained with weight β)
 
 Departure from the paper: the global cubic residual (on the degradation's grid convention,
 `mrisr.grid`) — the network learns only what the cubic baseline misses and its output stays
@@ -251,7 +251,11 @@ class MINet(SRModel):
         if self.integration is not None:
             feat = feat + self.integration(tgt_stages + ref_stages[1:])
         if self.use_ref:
-            self._aux = self.ref_rec(self.attend(ref_stages[-1], self.ref_att)) + ref
+            # x̂_ref = Rec_ref(F_ref^0 + G_ref): a reconstruction from the reference branch's features,
+            # with the feature-level long skip of the target branch (and of the official code's
+            # `resT1 += x1`), but NO image-level `+ ref`: with it, L1(x̂_ref, ref) = L1(Rec_ref(·), 0)
+            # is met by zeroing Rec_ref and the β term would train nothing.
+            self._aux = self.ref_rec(ref_stages[0] + self.attend(ref_stages[-1], self.ref_att))
         return self.tgt_rec(feat) + self.cubic(lr)
 
     # -- loss ------------------------------------------------------------------------------
