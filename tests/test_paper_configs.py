@@ -1,4 +1,5 @@
-"""The paper configs (config/{acdc_dsb,fastmri,brats,hcp}.yaml) build their full DAG.
+"""The paper configs (config/{acdc_dsb,fastmri,brats,hcp}.yaml) build their full DAG;
+all six (with brats_meta_srgan, udean_hcp) validate against the schema.
 
 Each config's `raw` entries are pointed at fixture data in the real formats (test-side
 override: `raw: {dir: ...}`, and for one dataset a hand-fetched `archive` so the download
@@ -94,13 +95,20 @@ def plan(name: str, tmp_path: Path, archive_for: str | None = None, real_invento
     return job_counts(run(work, cfg_path, "-n", "all")), cfg
 
 
+def method_scales(d: dict) -> list[tuple[str, int]]:
+    """(method, number of scales it runs at): a bare name runs at every scale of the dataset,
+    an entry {name, scales} (ablations) at its own."""
+    return [(m, len(d["scales"])) if isinstance(m, str) else (m["name"], len(m.get("scales", d["scales"])))
+            for m in d["methods"]]
+
+
 def expected_experiments(cfg: dict) -> tuple[int, int]:
     """(trainings, evaluations) the config asks for: learned methods × scales of datasets
     that train; every method × scale of every dataset is evaluated."""
     interp = {"bicubic", "tricubic"}
-    train = sum(len(d["scales"]) * sum(m not in interp for m in d["methods"])
-                for d in cfg["datasets"].values() if not d.get("train_from"))
-    evaluate = sum(len(d["scales"]) * len(d["methods"]) for d in cfg["datasets"].values())
+    train = sum(n for d in cfg["datasets"].values() if not d.get("train_from")
+                for m, n in method_scales(d) if m not in interp)
+    evaluate = sum(n for d in cfg["datasets"].values() for _, n in method_scales(d))
     return train, evaluate
 
 
@@ -108,7 +116,9 @@ def test_acdc_dsb_plans_external_test_set_and_download(tmp_path: Path) -> None:
     counts, cfg = plan("acdc_dsb", tmp_path, archive_for="acdc", real_inventory=True)
     train, evaluate = expected_experiments(cfg)
     assert counts["prepare"] == TINY["acdc"][1] + TINY["dsb"][1]
-    assert counts["train"] == train == 6 and counts["evaluate"] == evaluate == 18
+    # Table 1 (edsr, phase_vsr at ×2/×3/×4), the Table 2 ladder (5 rungs) and the n / Ω studies (8 models) at ×4
+    assert counts["train"] == train == 6 + 5 + 8
+    assert counts["evaluate"] == evaluate == 9 + 13 + 9  # acdc Table 1 + ×4 studies, dsb (external) Table 1
     # DSB is test-only: it is degraded at every scale but has no patch stores or models.
     assert counts["degrade"] == (TINY["acdc"][1] + TINY["dsb"][1]) * 3
     assert counts["split"] == 2 and "download" not in counts  # the download already ran, for real
@@ -133,7 +143,7 @@ def test_paper_configs_validate_against_the_schema() -> None:
     import jsonschema
 
     schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text(encoding="utf-8"))
-    for name in ("acdc_dsb", "fastmri", "brats", "hcp"):
+    for name in ("acdc_dsb", "fastmri", "brats", "brats_meta_srgan", "hcp", "udean_hcp"):
         cfg = yaml.safe_load((REPO / "config" / f"{name}.yaml").read_text(encoding="utf-8"))
         jsonschema.validate(cfg, schema)
     bad = {"kind": "cine", "reader": "acdc", "target": "cine", "scales": [2], "methods": ["bicubic"],

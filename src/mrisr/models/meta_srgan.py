@@ -138,21 +138,26 @@ class GridCubicUpsample(nn.Module):
 class MetaUpscale(nn.Module):
     """Per-HR-pixel filters predicted from position: (B, C, h, w) → (B, out, H, W).
 
-    Predictor: FC(3→hidden)-ReLU-FC(hidden→hidden)-ReLU-FC(hidden→out·C·k·k); its output
+    Predictor: FC(3→hidden)-ReLU-FC(hidden→hidden)-ReLU-FC(hidden→out·C·k·k) (`predictor_layers` 3),
+    or Meta-SR's own Pos2Weight FC(3→hidden)-ReLU-FC(hidden→out·C·k·k) (`predictor_layers` 2, the
+    size that matches the Meta-SRGAN paper's 0.561M parameters); its output
     for one pixel, viewed as (out, C, k, k), is a conv2d weight (same layout) applied to
     the k×k LR feature neighbourhood (zero padded) of the pixel's nearest LR sample.
     """
 
     def __init__(self, in_channels: int, out_channels: int = 1, kernel_size: int = 3, hidden: int = 256,
-                 convention: str = "center") -> None:
+                 convention: str = "center", predictor_layers: int = 3) -> None:
         super().__init__()
         if kernel_size % 2 != 1:
             raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+        if predictor_layers not in (2, 3):
+            raise ValueError(f"predictor_layers must be 2 or 3, got {predictor_layers}")
         self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
         self.convention = check_convention(convention)
+        middle = [nn.Linear(hidden, hidden), nn.ReLU(inplace=True)] if predictor_layers == 3 else []
         self.predictor = nn.Sequential(
             nn.Linear(3, hidden), nn.ReLU(inplace=True),
-            nn.Linear(hidden, hidden), nn.ReLU(inplace=True),
+            *middle,
             nn.Linear(hidden, out_channels * in_channels * kernel_size * kernel_size),
         )
         zero_init(self.predictor[-1])
@@ -239,14 +244,14 @@ class MetaSRGAN(NormalizedGenerator):
     arbitrary_scale = True
 
     def __init__(self, *, scale: float, dims: int, grid_convention: str, n_feats: int = 64, n_blocks: int = 16,
-                 head_kernel: int = 9, kernel_size: int = 3, hidden: int = 256) -> None:
+                 head_kernel: int = 9, kernel_size: int = 3, hidden: int = 256, predictor_layers: int = 3) -> None:
         super().__init__()
         check_2d(dims)
         if float(scale) < 1.0:
             raise ValueError(f"scale must be >= 1, got {scale}")
         self.scale = float(scale)
         self.trunk = SRGANTrunk(n_feats, n_blocks, head_kernel)
-        self.upscale = MetaUpscale(n_feats, 1, kernel_size, hidden, grid_convention)
+        self.upscale = MetaUpscale(n_feats, 1, kernel_size, hidden, grid_convention, predictor_layers)
         self.cubic = GridCubicUpsample(grid_convention)
 
     def forward(self, lr: torch.Tensor, scale: float | None = None,
