@@ -1,5 +1,5 @@
-"""The paper configs (config/{acdc_dsb,fastmri,brats,hcp}.yaml) build their full DAG;
-all six (with brats_meta_srgan, udean_hcp) validate against the schema.
+"""The paper configs (config/{acdc_dsb,fastmri,brats,brats_meta_srgan,hcp}.yaml) build their full
+DAG; all six (with udean_hcp, whose groups checkpoint stops a plan early) validate against the schema.
 
 Each config's `raw` entries are pointed at fixture data in the real formats (test-side
 override: `raw: {dir: ...}`, and for one dataset a hand-fetched `archive` so the download
@@ -32,7 +32,11 @@ TINY = {  # fixture generators: (kind, n_subjects, params)
     "fastmri_knee": ("multicontrast", 5, {"format": "fastmri", "size": [16, 16], "slices": 2, "coils": 2}),
     "brats": ("multicontrast", 5, {"size": [24, 24], "slices": 2}),
     "hcp": ("volume", 5, {"shape": [16, 16, 16]}),
+    "brats_slices": ("multicontrast", 5, {"size": [24, 24], "slices": 2}),
 }
+# The fixture generator writes BraTS-style t1/t2 files; a config reading another contrast gets the t1
+# files under its name (only the file layout matters to the inventory and the plan).
+RENAME = {"brats_slices": ("_t1.nii.gz", "_t1ce.nii.gz")}
 
 
 def job_counts(text: str) -> dict[str, int]:
@@ -65,6 +69,10 @@ def fixture_config(name: str, tmp_path: Path, archive_for: str | None = None) ->
         kind, n, params = TINY[ds]
         raw = tmp_path / "fixtures" / ds
         write_synth(kind, raw, n, 1, params)
+        if ds in RENAME:
+            old_suffix, new_suffix = RENAME[ds]
+            for f in sorted(raw.glob(f"*/*{old_suffix}")):
+                f.rename(f.with_name(f.name.removesuffix(old_suffix) + new_suffix))
         if ds == archive_for:  # fetched by hand: the download rule verifies and extracts it
             digest = zip_folder(raw, tmp_path / f"{ds}.zip")
             d["raw"] = {"archive": str(tmp_path / f"{ds}.zip"), "sha256": digest}
@@ -153,3 +161,17 @@ def test_paper_configs_validate_against_the_schema() -> None:
     bad["raw"] = {"url": "https://example.org/a.zip", "sha256": "0" * 64, "auth_env": "bad name"}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"datasets": {"x": bad}}, schema)
+
+
+def test_meta_srgan_config_plans_one_arbitrary_scale_model_and_the_sweep(tmp_path: Path) -> None:
+    counts, cfg = plan("brats_meta_srgan", tmp_path)
+    d = cfg["datasets"]["brats_slices"]
+    assert len(d["scales"]) == 30
+    assert counts["train_arbitrary"] == 1  # meta_srgan: ONE model for every scale
+    assert counts["train"] == 2 and counts["evaluate"] == 2  # edsr and srgan at ×2 (Table 1)
+    n = TINY["brats_slices"][1]
+    assert counts["prepare"] == n and counts["degrade_scales_brats_slices"] == n  # all 30 scales per job
+    assert counts["patches_hr"] == 2 and counts["patches"] == 2  # HR-only train/val; ×2 pair train/val
+    # bicubic and meta_srgan evaluated at every scale, one job each; the Fig. 8 sweep table
+    assert counts["evaluate_scales_brats_slices_bicubic"] == counts["evaluate_scales_brats_slices_meta_srgan"] == 1
+    assert counts["scale_sweep_brats_slices"] == 1 and counts["tables"] == 1

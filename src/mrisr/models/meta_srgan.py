@@ -238,7 +238,8 @@ class NormalizedGenerator(SRModel):
 class MetaSRGAN(NormalizedGenerator):
     """SRGAN trunk + Meta-Upscale + cubic residual; `scale` is only the default r.
 
-    Defaults are the paper's (64 feats, 16 blocks, 9×9 head, 3×3 meta filters, 256 hidden).
+    Defaults: 64 feats, 16 blocks, 9×9 head, 3×3 meta filters, 256 hidden, 3-layer predictor. The
+    paper's Table 1 size (0.561M) is 5 blocks with Meta-SR's 2-layer predictor (config/brats_meta_srgan.yaml).
     """
 
     arbitrary_scale = True
