@@ -1,5 +1,5 @@
-"""The paper configs (config/{acdc_dsb,fastmri,brats,brats_meta_srgan,hcp}.yaml) build their full
-DAG; all six (with udean_hcp, whose groups checkpoint stops a plan early) validate against the schema.
+"""The paper configs (config/{acdc_dsb,fastmri,brats,brats_meta_srgan,hcp,udean_hcp}.yaml) build their full
+DAG (udean_hcp up to its groups checkpoint); all six validate against the schema.
 
 Each config's `raw` entries are pointed at fixture data in the real formats (test-side
 override: `raw: {dir: ...}`, and for one dataset a hand-fetched `archive` so the download
@@ -33,6 +33,7 @@ TINY = {  # fixture generators: (kind, n_subjects, params)
     "brats": ("multicontrast", 5, {"size": [24, 24], "slices": 2}),
     "hcp": ("volume", 5, {"shape": [16, 16, 16]}),
     "brats_slices": ("multicontrast", 5, {"size": [24, 24], "slices": 2}),
+    "hcp_udean_volume": ("volume", 10, {"shape": [16, 16, 16]}),  # 8 train = 4 target + 4 source
 }
 # The fixture generator writes BraTS-style t1/t2 files; a config reading another contrast gets the t1
 # files under its name (only the file layout matters to the inventory and the plan).
@@ -175,3 +176,15 @@ def test_meta_srgan_config_plans_one_arbitrary_scale_model_and_the_sweep(tmp_pat
     # bicubic and meta_srgan evaluated at every scale, one job each; the Fig. 8 sweep table
     assert counts["evaluate_scales_brats_slices_bicubic"] == counts["evaluate_scales_brats_slices_meta_srgan"] == 1
     assert counts["scale_sweep_brats_slices"] == 1 and counts["tables"] == 1
+
+
+def test_udean_config_plans_the_five_learned_benchmarks(tmp_path: Path) -> None:
+    """The groups checkpoint (target/source subjects) is not run in a dry run, so motion and
+    registration are planned only once it exists; everything up to it, and every training and
+    evaluation, must be planned now."""
+    counts, cfg = plan("udean_hcp", tmp_path)
+    n = TINY["hcp_udean_volume"][1]
+    train, evaluate = expected_experiments(cfg)
+    assert counts["train"] == train == 5 and counts["evaluate"] == evaluate == 6
+    assert counts["prepare"] == n and counts["degrade"] == n and counts["groups"] == 1
+    assert counts["group_patches"] == 5  # one train store per learned method's `store`
