@@ -163,3 +163,16 @@ def test_edsr_baseline_is_edsr_paper_size_at_x2(config, dataset):
     assert args == {"n_feats": 256, "n_blocks": 32, "res_scale": 0.1}
     n = params_of(cfg, "edsr", dataset, 2)
     assert abs(n - 40.7e6) <= 0.02 * 40.7e6, n
+
+
+@pytest.mark.parametrize("config", PAPER_CONFIGS)
+def test_no_paper_config_trains_one_model_twice_under_two_names(config):
+    """An ablation rung or study point equal to another entry would cost a second training of the same net."""
+    import json
+
+    cfg = fid.load_config(config)
+    seen: dict[str, str] = {}
+    for name, block in cfg["models"].items():
+        key = json.dumps(block, sort_keys=True)
+        assert key not in seen, f"{config}: models {seen.get(key)} and {name} are the same model"
+        seen[key] = name

@@ -125,9 +125,9 @@ def test_acdc_dsb_plans_external_test_set_and_download(tmp_path: Path) -> None:
     counts, cfg = plan("acdc_dsb", tmp_path, archive_for="acdc", real_inventory=True)
     train, evaluate = expected_experiments(cfg)
     assert counts["prepare"] == TINY["acdc"][1] + TINY["dsb"][1]
-    # Table 1 (edsr, phase_vsr at ×2/×3/×4), the Table 2 ladder (5 rungs) and the n / Ω studies (8 models) at ×4
-    assert counts["train"] == train == 6 + 5 + 8
-    assert counts["evaluate"] == evaluate == 9 + 13 + 9  # acdc Table 1 + ×4 studies, dsb (external) Table 1
+    # Table 1 (edsr, phase_vsr at ×2/×3/×4), the Table 2 ladder (5 rungs) and the n / Ω studies (7 more models) at ×4
+    assert counts["train"] == train == 6 + 5 + 7
+    assert counts["evaluate"] == evaluate == 9 + 12 + 9  # acdc Table 1 + ×4 studies, dsb (external) Table 1
     # DSB is test-only: it is degraded at every scale but has no patch stores or models.
     assert counts["degrade"] == (TINY["acdc"][1] + TINY["dsb"][1]) * 3
     assert counts["split"] == 2 and "download" not in counts  # the download already ran, for real
