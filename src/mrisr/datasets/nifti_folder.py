@@ -25,7 +25,7 @@ import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
 
-from mrisr.datasets.base import Series, check_name, find_subject_dirs
+from mrisr.datasets.base import Series, candidate_dirs, check_name, find_subject_dirs
 from mrisr.datasets.dsb import LPS_TO_RAS, detect_ed_es
 from mrisr.errors import InputError
 from mrisr.io import read_nifti, to_ras
@@ -108,7 +108,32 @@ class NiftiFolderReader:
                 m = regex.fullmatch(path.relative_to(raw_dir).as_posix())
                 if m:
                     found.setdefault(m.group("subject"), {}).setdefault(name, []).append(path)
-        return {s: v for s, v in found.items() if set(v) == set(self.series)}
+        return found
+
+    def _complete_by_path(self, raw_dir: Path) -> dict[str, dict[str, list[Path]]]:
+        return {s: v for s, v in self._matches_by_path(raw_dir).items() if set(v) == set(self.series)}
+
+    def incomplete(self, raw_dir: Path) -> dict[str, tuple[Path, str]]:
+        """Subjects some but not all of whose series patterns match: subject -> (a file it has,
+        problem). list_subjects leaves them out; inventory refuses to drop them silently."""
+        raw_dir = Path(raw_dir)
+        if not raw_dir.is_dir():
+            return {}
+        if self.by_path:
+            partial = {s: v for s, v in self._matches_by_path(raw_dir).items() if set(v) != set(self.series)}
+            return {s: (next(iter(v.values()))[0],
+                        f"no match for series {', '.join(sorted(set(self.series) - set(v)))} "
+                        f"({', '.join(repr(self.series[n]) for n in sorted(set(self.series) - set(v)))})")
+                    for s, v in sorted(partial.items())}
+        out = {}
+        for d in candidate_dirs(raw_dir, self._is_subject):
+            matches = self._matches_in(d)
+            have = [n for n, paths in matches.items() if paths]
+            if have and len(have) < len(self.series):
+                missing = sorted(set(self.series) - set(have))
+                out[d.name] = (d, f"no match for series {', '.join(missing)} "
+                                  f"({', '.join(repr(self.series[n]) for n in missing)})")
+        return out
 
     def _matches_in(self, folder: Path) -> dict[str, list[Path]]:
         return {name: sorted(folder.glob(p)) for name, p in self.series.items()}
@@ -121,7 +146,7 @@ class NiftiFolderReader:
         if not raw_dir.is_dir():
             raise InputError(raw_dir, "raw data folder not found")
         if self.by_path:
-            matches = self._matches_by_path(raw_dir)
+            matches = self._complete_by_path(raw_dir)
             if subject not in matches:
                 raise InputError(raw_dir, f"subject {subject!r} not found (or missing a series)")
             return matches[subject], raw_dir
@@ -135,7 +160,7 @@ class NiftiFolderReader:
         if not raw_dir.is_dir():
             raise InputError(raw_dir, "raw data folder not found")
         if self.by_path:
-            return sorted(self._matches_by_path(raw_dir))
+            return sorted(self._complete_by_path(raw_dir))
         return list(find_subject_dirs(raw_dir, self._is_subject))
 
     # --- reading ---------------------------------------------------------------------------

@@ -7,13 +7,13 @@ import json
 import zlib
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from mrisr import __version__
 from mrisr.errors import InputError
 from mrisr.grid import Grid
 from mrisr.io import atomic_path, read_json, read_nifti
+from mrisr.io.hdf5 import h5_writer
 from mrisr.patches.sample import ClipSpec, PatchSpec, sample_clips, sample_pairs
 
 STAGE_PATCHES = 4  # stage id in the RNG seed tuple (seed, stage, split, subject)
@@ -120,11 +120,16 @@ def build_store(
 
 def write_store(path: Path, arrays: dict[str, np.ndarray], attrs: dict) -> None:
     """One chunk per sample, no compression (random single-sample reads ~150x faster
-    than gzip chunks of 64 here), no timestamps (so identical inputs give identical files)."""
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w", track_order=True) as f:
-            for name, arr in arrays.items():
-                chunks = (1,) + arr.shape[1:] if arr.ndim > 1 else None
-                f.create_dataset(name, data=arr, chunks=chunks, track_times=False)
-            for k, v in attrs.items():
-                f.attrs[k] = v
+    than gzip chunks of 64 here), no timestamps (so identical inputs give identical files).
+    A write that fails (disk full) is one InputError naming the store, and no file is left
+    (mrisr.io.hdf5.h5_writer, atomic_path)."""
+    try:
+        with atomic_path(path) as tmp:
+            with h5_writer(tmp, track_order=True) as f:
+                for name, arr in arrays.items():
+                    chunks = (1,) + arr.shape[1:] if arr.ndim > 1 else None
+                    f.create_dataset(name, data=arr, chunks=chunks, track_times=False)
+                for k, v in attrs.items():
+                    f.attrs[k] = v
+    except OSError as err:  # the partial temporary file is gone already (atomic_path)
+        raise InputError(path, f"cannot write the patch store ({err.strerror or err}); nothing was written") from None
