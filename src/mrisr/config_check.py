@@ -70,7 +70,7 @@ class _Class:
     arbitrary: bool | None  # None: not set here
 
 
-def _scan(path: Path) -> dict[str, _Class]:
+def _scan(path: Path, module: str) -> dict[str, _Class]:
     tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
     out = {}
     for node in tree.body:
@@ -87,14 +87,16 @@ def _scan(path: Path) -> dict[str, _Class]:
             if any(isinstance(t, ast.Name) and t.id == "arbitrary_scale" for t in targets) and item.value is not None:
                 arbitrary = bool(ast.literal_eval(item.value)) if isinstance(item.value, ast.Constant) else True
         bases = [b.id if isinstance(b, ast.Name) else b.attr if isinstance(b, ast.Attribute) else "" for b in node.bases]
-        out[node.name] = _Class(path.stem, bases, names[0] if names else None, init, arbitrary)
+        out[node.name] = _Class(module, bases, names[0] if names else None, init, arbitrary)
     return out
 
 
 @functools.lru_cache(maxsize=None)
 def registry_arch_specs(models_dir: Path = MODELS_DIR) -> Mapping[str, ArchSpec]:
     """{registered name: ArchSpec} read from the source files of the models package."""
-    by_module: dict[str, dict[str, _Class]] = {p.stem: _scan(p) for p in sorted(Path(models_dir).glob("*.py"))}
+    by_module: dict[str, dict[str, _Class]] = {}
+    for p in sorted(Path(models_dir).rglob("*.py")):  # every module, sub-packages too
+        by_module[str(p.relative_to(models_dir))] = _scan(p, str(p.relative_to(models_dir)))
 
     def find(name: str, module: str) -> _Class | None:
         if name in by_module.get(module, {}):  # a base of the same file first, then any file

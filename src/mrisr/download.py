@@ -123,12 +123,13 @@ def _content_range_start(value: str | None) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def fetch(url: str, dest: Path, sha256: str, auth_env: str | None = None, out: TextIO = sys.stderr,
+def fetch(url: str, dest: Path, sha256: str, auth_env: str | None = None, out: TextIO | None = None,
           timeout: float = 60.0) -> Path:
     """Download `url` to `dest` (resuming `dest.part`) and verify its SHA-256.
 
     A complete `dest` with the right checksum is reused without a request.
     """
+    out = sys.stderr if out is None else out  # looked up per call: sys.stderr may be replaced
     dest = Path(dest)
     expected = check_sha256(sha256, redact(url))
     if dest.is_file():
@@ -259,12 +260,13 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-def materialise(spec: dict, out_dir: Path, cache_dir: Path, out: TextIO = sys.stderr) -> dict:
+def materialise(spec: dict, out_dir: Path, cache_dir: Path, out: TextIO | None = None) -> dict:
     """Fetch/verify every source of `spec`, extract them into out_dir, write the marker.
 
     Entries left by a previous run (listed in its marker) are replaced; nothing else in
     out_dir is touched. Returns the marker's content.
     """
+    out = sys.stderr if out is None else out  # looked up per call: sys.stderr may be replaced
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     sources = sources_of(spec)

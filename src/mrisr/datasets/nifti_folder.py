@@ -53,8 +53,10 @@ def read_dicom_series(folder: Path) -> tuple[np.ndarray, np.ndarray]:
         raise InputError(folder, "no DICOM series in this folder")
     if len(ids) > 1:
         raise InputError(folder, f"{len(ids)} DICOM series in one folder; point the pattern at a single series")
+    files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), ids[0])
+    check_slice_gaps(folder, files)
     reader = sitk.ImageSeriesReader()
-    reader.SetFileNames(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), ids[0]))
+    reader.SetFileNames(files)
     try:
         image = reader.Execute()
     except RuntimeError as err:
@@ -63,6 +65,36 @@ def read_dicom_series(folder: Path) -> tuple[np.ndarray, np.ndarray]:
     if not np.isfinite(data).all():
         raise InputError(folder, "DICOM series contains NaN/Inf values")
     return data, affine
+
+
+def check_slice_gaps(folder: Path, files) -> None:
+    """Slices must be evenly spaced along the plane normal: a missing slice would otherwise be
+    averaged into a wrong spacing (ITK only warns), a repeated one stacked twice."""
+    positions = []
+    normal = None
+    for name in files:
+        r = sitk.ImageFileReader()
+        r.SetFileName(name)
+        try:
+            r.ReadImageInformation()
+            ipp = [float(v) for v in r.GetMetaData("0020|0032").split("\\")]
+            if normal is None:
+                iop = [float(v) for v in r.GetMetaData("0020|0037").split("\\")]
+                normal = np.cross(iop[:3], iop[3:])
+        except (RuntimeError, ValueError):
+            return  # no usable position tags: SimpleITK's reader decides (and names the folder)
+        positions.append(float(np.dot(ipp, normal)))
+    if len(positions) < 3:
+        return
+    gaps = np.diff(np.sort(positions))
+    step = float(np.median(gaps))
+    if step <= 1e-6 or np.any(gaps < 1e-3 * step):
+        raise InputError(folder, "two slices at the same position: a repeated or mixed series")
+    bad = np.flatnonzero(np.abs(gaps - step) > 0.05 * step)
+    if bad.size:
+        k = int(bad[0])
+        raise InputError(folder, f"slice gap {gaps[k]:.3g} mm between slices {k + 1} and {k + 2} of {len(positions)} "
+                                 f"where the others are {step:.3g} mm: missing slice(s)?")
 
 
 def pattern_regex(pattern: str) -> re.Pattern:
