@@ -303,6 +303,24 @@ def test_case08_disk_full_on_a_real_small_file_system(tmp_path: Path) -> None:
         subprocess.run(["umount", str(small)], capture_output=True)
 
 
+def test_disk_full_while_writing_a_prepared_series_names_the_output(tmp_path: Path, capsys, monkeypatch) -> None:
+    """ENOSPC from inside nibabel's gzip writer (an OSError without a file name): one line naming
+    the output, and neither the half-written temporary nor any other series is left."""
+    import mrisr.io.nifti as nifti
+
+    raw, out = tmp_path / "raw", tmp_path / "prepared"
+    save_nifti(hcp_file(raw), phantom())
+
+    def full_disk(img, filename):
+        Path(filename).write_bytes(b"\x1f\x8b half a file")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(nifti.nib, "save", full_disk)
+    rc, lines = run_cli(prepare_argv(raw, out), capsys)
+    assert_one_line(rc, lines, out / "t1w.nii.gz", "No space left on device")
+    assert files_under(out) == []
+
+
 def test_case10_temp_files_of_a_killed_writer_are_removed_by_the_next_write(tmp_path: Path, capsys) -> None:
     """SIGKILL left hidden temp files that a successful rerun never removed."""
     raw, out = tmp_path / "raw", tmp_path / "prepared"

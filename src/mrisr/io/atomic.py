@@ -81,6 +81,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp_path
         os.replace(tmp_path, path)
+    except OSError as err:
+        # A failed write (ENOSPC, EDQUOT) often carries no file name, or the temporary one:
+        # name the output the user asked for, so the error line says which file failed.
+        if err.errno is not None and err.filename in (None, str(tmp_path)):
+            raise OSError(err.errno, err.strerror or str(err), str(path)) from err
+        raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
