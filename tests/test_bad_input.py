@@ -794,11 +794,17 @@ def test_bad_archive_checksum(sha: str, problem: str, tmp_path: Path, capsys) ->
 
 
 # ================================================================== CLI arguments and small inputs
-def _inventory_cases(t: Path) -> dict:
-    raw = t / "raw"
-    write_brats(raw, "S1")
+def _cli_inputs(t: Path) -> None:
+    """The files the CLI cases read: one BraTS-like subject and a malformed JSON file."""
+    write_brats(t / "raw", "S1")
     (t / "bad.json").write_text("{not json")
-    (t / "inv.json").write_text(json.dumps({"reader": "brats", "subjects": ["S1", "S2", "S3"]}))
+    (t / "inv.json").write_text(json.dumps({"reader": "brats", "subjects": ["S1"]}))
+    (t / "split.json").write_text(json.dumps({"train": ["S1"], "val": [], "test": []}))
+
+
+def _cli_cases(t: Path) -> dict:
+    """id -> (argv, exit status, needles of the error line); builds paths only, writes nothing."""
+    raw = t / "raw"
     return {
         # id: (argv, exit status, needles)
         "unknown_command": (["upsample"], 2, ["invalid choice: 'upsample'"]),
@@ -829,15 +835,24 @@ def _inventory_cases(t: Path) -> dict:
                                 "--meta", '{"dataset": "d", "subject": "s", "series": "t1"}'], 1,
                                [t / "hr.nii.gz", "file not found"]),
         "prepare_unknown_subject": (prepare_argv(raw, t / "p", "brats", "S7"), 1, [raw, "'S7' not found"]),
+        "patches_split_without_the_split": (["patches", "--task", "sisr2d", "--split-file", t / "inv.json", "--split",
+                                             "train", "--lr-dir", t, "--scale", "2", "--hr-patch", "12", "12",
+                                             "--n-per-subject", "4", "--out", t / "p.h5"], 1,
+                                            [t / "inv.json", "no 'train' subject list"]),
+        "patches_lr_sidecar_missing": (["patches", "--task", "sisr2d", "--split-file", t / "split.json", "--split",
+                                        "train", "--lr-dir", t / "lr", "--scale", "2", "--hr-patch", "12", "12",
+                                        "--n-per-subject", "4", "--out", t / "p.h5"], 1,
+                                       [t / "lr" / "S1.json", "file not found"]),
     }
 
 
-CLI_CASES = list(_inventory_cases(Path("/nonexistent")))
+CLI_CASES = list(_cli_cases(Path("unused")))
 
 
 @pytest.mark.parametrize("case", CLI_CASES)
 def test_bad_cli_arguments(case: str, tmp_path: Path, capsys) -> None:
-    argv, code, needles = _inventory_cases(tmp_path)[case]
+    _cli_inputs(tmp_path)
+    argv, code, needles = _cli_cases(tmp_path)[case]
     before = files_under(tmp_path)
     rc, lines = run_cli(argv, capsys)
     assert_one_line(rc, lines, *needles, code=code)

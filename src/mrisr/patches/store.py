@@ -78,7 +78,11 @@ def build_store(
 ) -> int:
     """Sample patches (or, with clip=(frames, warmup), cine clips + phase codes) for every
     subject of `split` and write the store atomically. Returns N."""
-    subjects = sorted(read_json(split_file)[split])
+    split_data = read_json(split_file)
+    if not isinstance(split_data, dict) or not isinstance(split_data.get(split), list):
+        keys = sorted(split_data) if isinstance(split_data, dict) else type(split_data).__name__
+        raise InputError(split_file, f"no {split!r} subject list (has {keys})")
+    subjects = sorted(split_data[split])
     if not subjects:
         raise InputError(split_file, f"split {split!r} has no subjects")
     spec = PatchSpec(hr_patch=tuple(hr_patch), n=n_per_subject, fg_fraction=fg_fraction)
