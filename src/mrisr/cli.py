@@ -73,17 +73,12 @@ def cmd_download(a: argparse.Namespace) -> None:
 
 
 def cmd_inventory(a: argparse.Namespace) -> None:
-    from mrisr.datasets import get_reader
+    from mrisr.datasets.inventory import take_inventory
     from mrisr.io import write_json
 
-    raw = Path(a.raw)
-    if not raw.is_dir():
-        raise InputError(raw, "raw data folder does not exist")
-    subjects = [s for s in get_reader(a.reader, **a.reader_options).list_subjects(raw) if s not in set(a.exclude)]
-    if not subjects:
-        raise InputError(raw, f"no subjects found for reader {a.reader!r}")
-    write_json(a.out, {"reader": a.reader, "raw": str(raw), "subjects": subjects})
-    print(f"{len(subjects)} subjects in {raw}")
+    record = take_inventory(a.reader, a.reader_options, Path(a.raw), a.exclude)
+    write_json(a.out, record)
+    print(f"{len(record['subjects'])} subjects in {a.raw}")
 
 
 def cmd_prepare(a: argparse.Namespace) -> None:
@@ -494,12 +489,34 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one stage. Every error it meets ends as ONE line on stderr, `mrisr <stage>: error:
+    <file or config key>: <problem>`, and exit status 1; `--debug` (anywhere on the line) or
+    MRISR_DEBUG=1 re-raises instead, with the traceback."""
+    import os
+
+    from mrisr.errors import one_line
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("MRISR_DEBUG", "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]
+    parser = build_parser()
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an error (also MRISR_DEBUG=1) instead of one line")
+    args = parser.parse_args(argv)
     try:
         args.func(args)
-    except InputError as err:
-        # One line naming the file and the problem; the job fails, --keep-going carries on.
-        print(f"mrisr {args.command}: error: {err}", file=sys.stderr)
+    except Exception as err:  # noqa: BLE001 -- one line per failed job; the traceback on request
+        if debug:
+            raise
+        if isinstance(err, (InputError, OSError, ValueError)):
+            # InputError/ConfigError name the file or key; OSError its filename; ValueError is the
+            # readers' and checks' "bad value" (its message says which).
+            message = one_line(err)
+        else:  # a bug rather than bad input: say how to get the traceback
+            message = (f"internal error ({type(err).__name__}: {one_line(err)}); "
+                       f"rerun with --debug or MRISR_DEBUG=1 for the traceback")
+        # The job fails; Snakemake's --keep-going carries on with the others.
+        print(f"mrisr {args.command}: error: {message}", file=sys.stderr)
         return 1
     return 0
 

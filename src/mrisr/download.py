@@ -123,12 +123,13 @@ def _content_range_start(value: str | None) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def fetch(url: str, dest: Path, sha256: str, auth_env: str | None = None, out: TextIO = sys.stderr,
+def fetch(url: str, dest: Path, sha256: str, auth_env: str | None = None, out: TextIO | None = None,
           timeout: float = 60.0) -> Path:
     """Download `url` to `dest` (resuming `dest.part`) and verify its SHA-256.
 
     A complete `dest` with the right checksum is reused without a request.
     """
+    out = sys.stderr if out is None else out  # looked up per call: sys.stderr may be replaced
     dest = Path(dest)
     expected = check_sha256(sha256, redact(url))
     if dest.is_file():
@@ -231,6 +232,7 @@ def local_archive(src: dict, cache_dir: Path, out: TextIO) -> Path:
 
 
 def _previous_entries(out_dir: Path) -> list[str]:
+    """Top-level entries the previous download wrote (its marker's list), safe names only."""
     marker = out_dir / MARKER
     if not marker.is_file():
         return []
@@ -238,8 +240,17 @@ def _previous_entries(out_dir: Path) -> list[str]:
         entries = read_json(marker).get("entries", [])
     except (InputError, AttributeError):
         entries = []
-    marker.unlink()  # from here on the folder is incomplete until the new marker exists
     return [e for e in entries if isinstance(e, str) and "/" not in e and e not in ("", ".", "..", MARKER)]
+
+
+def _check_no_clash(out_dir: Path, entries: list[str], previous: list[str]) -> None:
+    """An archive entry may replace only what a previous download made: a file or folder of
+    the user's with the same name is never deleted (the whole download stops instead)."""
+    theirs = [n for n in entries if n not in previous and ((out_dir / n).exists() or (out_dir / n).is_symlink())]
+    if theirs:
+        raise InputError(out_dir / theirs[0], f"already exists and is not from a previous download; the archive "
+                                              f"has a top-level entry of the same name{'s' * (len(theirs) > 1)} "
+                                              f"({', '.join(theirs[:5])}): move yours away or pick another folder")
 
 
 def _remove(path: Path) -> None:
@@ -249,12 +260,13 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-def materialise(spec: dict, out_dir: Path, cache_dir: Path, out: TextIO = sys.stderr) -> dict:
+def materialise(spec: dict, out_dir: Path, cache_dir: Path, out: TextIO | None = None) -> dict:
     """Fetch/verify every source of `spec`, extract them into out_dir, write the marker.
 
     Entries left by a previous run (listed in its marker) are replaced; nothing else in
     out_dir is touched. Returns the marker's content.
     """
+    out = sys.stderr if out is None else out  # looked up per call: sys.stderr may be replaced
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     sources = sources_of(spec)
@@ -278,7 +290,10 @@ def materialise(spec: dict, out_dir: Path, cache_dir: Path, out: TextIO = sys.st
             raise InputError(archives[0], "archive is empty")
         if MARKER in entries:
             raise InputError(archives[0], f"archive holds a top-level {MARKER}, which mrisr reserves")
-        for name in set(_previous_entries(out_dir)) | set(entries):
+        previous = _previous_entries(out_dir)
+        _check_no_clash(out_dir, entries, previous)  # before anything in out_dir changes
+        (out_dir / MARKER).unlink(missing_ok=True)  # from here on the folder is incomplete until the new marker
+        for name in set(previous) | set(entries):
             _remove(out_dir / name)
         for name in entries:
             os.replace(merged / name, out_dir / name)

@@ -23,6 +23,7 @@ def _check_schema(cfg):
 
 _check_schema(config)
 validate(config, "../schemas/config.schema.yaml")
+__import__("mrisr.config_check").config_check.check_config(config)  # start-up errors needing the model registry: one line naming the key
 
 # `python -m mrisr` of the interpreter running Snakemake: works without activating the venv.
 MRISR = f"{sys.executable} -m mrisr"

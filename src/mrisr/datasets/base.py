@@ -81,3 +81,14 @@ def subject_dir(raw_dir: Path, subject: str, is_subject: Callable[[Path], bool])
     if subject not in dirs:
         raise InputError(raw_dir, f"subject {subject!r} not found (or incomplete)")
     return dirs[subject]
+
+
+def candidate_dirs(raw_dir: Path, is_subject: Callable[[Path], bool]) -> list[Path]:
+    """The folders find_subject_dirs looks at and does not accept: every non-hidden folder
+    under raw_dir (depth ≤ MAX_SEARCH_DEPTH) that is neither a subject nor inside one."""
+    out, frontier = [], [Path(raw_dir)]
+    for _ in range(MAX_SEARCH_DEPTH):
+        children = [c for f in frontier for c in sorted(f.iterdir()) if c.is_dir() and not c.name.startswith(".")]
+        frontier = [c for c in children if not is_subject(c)]
+        out.extend(frontier)
+    return out

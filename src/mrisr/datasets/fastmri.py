@@ -215,6 +215,15 @@ class FastmriReader:
             return sorted(pd for pd, pdfs in self._pair_map(raw_dir).items() if pd in files and pdfs in files)
         return sorted(stem for stem, p in files.items() if contrast_of(read_acquisition(p)) == self.contrast)
 
+    def incomplete(self, raw_dir: Path) -> dict[str, tuple[Path, str]]:
+        """Pairs of the list with a file missing: subject -> (pairs list, problem).
+        list_subjects leaves them out; inventory refuses to drop them silently."""
+        if self.pairs is None:
+            return {}
+        files = self._files(raw_dir)
+        return {pd: (self._pairs_path(raw_dir), f"pair {pd} -> {pdfs}: {', '.join(f'{s}.h5' for s in (pd, pdfs) if s not in files)} not found")
+                for pd, pdfs in sorted(self._pair_map(raw_dir).items()) if pd not in files or pdfs not in files}
+
     def _series(self, path: Path, expected: str, where: Path) -> Series:
         data, affine, meta = read_fastmri(path, self.crop)
         if meta["contrast"] != expected:

@@ -25,7 +25,7 @@ import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
 
-from mrisr.datasets.base import Series, check_name, find_subject_dirs
+from mrisr.datasets.base import Series, candidate_dirs, check_name, find_subject_dirs
 from mrisr.datasets.dsb import LPS_TO_RAS, detect_ed_es
 from mrisr.errors import InputError
 from mrisr.io import read_nifti, to_ras
@@ -53,8 +53,10 @@ def read_dicom_series(folder: Path) -> tuple[np.ndarray, np.ndarray]:
         raise InputError(folder, "no DICOM series in this folder")
     if len(ids) > 1:
         raise InputError(folder, f"{len(ids)} DICOM series in one folder; point the pattern at a single series")
+    files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), ids[0])
+    check_slice_gaps(folder, files)
     reader = sitk.ImageSeriesReader()
-    reader.SetFileNames(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), ids[0]))
+    reader.SetFileNames(files)
     try:
         image = reader.Execute()
     except RuntimeError as err:
@@ -63,6 +65,36 @@ def read_dicom_series(folder: Path) -> tuple[np.ndarray, np.ndarray]:
     if not np.isfinite(data).all():
         raise InputError(folder, "DICOM series contains NaN/Inf values")
     return data, affine
+
+
+def check_slice_gaps(folder: Path, files) -> None:
+    """Slices must be evenly spaced along the plane normal: a missing slice would otherwise be
+    averaged into a wrong spacing (ITK only warns), a repeated one stacked twice."""
+    positions = []
+    normal = None
+    for name in files:
+        r = sitk.ImageFileReader()
+        r.SetFileName(name)
+        try:
+            r.ReadImageInformation()
+            ipp = [float(v) for v in r.GetMetaData("0020|0032").split("\\")]
+            if normal is None:
+                iop = [float(v) for v in r.GetMetaData("0020|0037").split("\\")]
+                normal = np.cross(iop[:3], iop[3:])
+        except (RuntimeError, ValueError):
+            return  # no usable position tags: SimpleITK's reader decides (and names the folder)
+        positions.append(float(np.dot(ipp, normal)))
+    if len(positions) < 3:
+        return
+    gaps = np.diff(np.sort(positions))
+    step = float(np.median(gaps))
+    if step <= 1e-6 or np.any(gaps < 1e-3 * step):
+        raise InputError(folder, "two slices at the same position: a repeated or mixed series")
+    bad = np.flatnonzero(np.abs(gaps - step) > 0.05 * step)
+    if bad.size:
+        k = int(bad[0])
+        raise InputError(folder, f"slice gap {gaps[k]:.3g} mm between slices {k + 1} and {k + 2} of {len(positions)} "
+                                 f"where the others are {step:.3g} mm: missing slice(s)?")
 
 
 def pattern_regex(pattern: str) -> re.Pattern:
@@ -108,7 +140,32 @@ class NiftiFolderReader:
                 m = regex.fullmatch(path.relative_to(raw_dir).as_posix())
                 if m:
                     found.setdefault(m.group("subject"), {}).setdefault(name, []).append(path)
-        return {s: v for s, v in found.items() if set(v) == set(self.series)}
+        return found
+
+    def _complete_by_path(self, raw_dir: Path) -> dict[str, dict[str, list[Path]]]:
+        return {s: v for s, v in self._matches_by_path(raw_dir).items() if set(v) == set(self.series)}
+
+    def incomplete(self, raw_dir: Path) -> dict[str, tuple[Path, str]]:
+        """Subjects some but not all of whose series patterns match: subject -> (a file it has,
+        problem). list_subjects leaves them out; inventory refuses to drop them silently."""
+        raw_dir = Path(raw_dir)
+        if not raw_dir.is_dir():
+            return {}
+        if self.by_path:
+            partial = {s: v for s, v in self._matches_by_path(raw_dir).items() if set(v) != set(self.series)}
+            return {s: (next(iter(v.values()))[0],
+                        f"no match for series {', '.join(sorted(set(self.series) - set(v)))} "
+                        f"({', '.join(repr(self.series[n]) for n in sorted(set(self.series) - set(v)))})")
+                    for s, v in sorted(partial.items())}
+        out = {}
+        for d in candidate_dirs(raw_dir, self._is_subject):
+            matches = self._matches_in(d)
+            have = [n for n, paths in matches.items() if paths]
+            if have and len(have) < len(self.series):
+                missing = sorted(set(self.series) - set(have))
+                out[d.name] = (d, f"no match for series {', '.join(missing)} "
+                                  f"({', '.join(repr(self.series[n]) for n in missing)})")
+        return out
 
     def _matches_in(self, folder: Path) -> dict[str, list[Path]]:
         return {name: sorted(folder.glob(p)) for name, p in self.series.items()}
@@ -121,7 +178,7 @@ class NiftiFolderReader:
         if not raw_dir.is_dir():
             raise InputError(raw_dir, "raw data folder not found")
         if self.by_path:
-            matches = self._matches_by_path(raw_dir)
+            matches = self._complete_by_path(raw_dir)
             if subject not in matches:
                 raise InputError(raw_dir, f"subject {subject!r} not found (or missing a series)")
             return matches[subject], raw_dir
@@ -135,7 +192,7 @@ class NiftiFolderReader:
         if not raw_dir.is_dir():
             raise InputError(raw_dir, "raw data folder not found")
         if self.by_path:
-            return sorted(self._matches_by_path(raw_dir))
+            return sorted(self._complete_by_path(raw_dir))
         return list(find_subject_dirs(raw_dir, self._is_subject))
 
     # --- reading ---------------------------------------------------------------------------

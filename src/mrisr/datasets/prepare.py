@@ -53,7 +53,11 @@ def prepare_series(series: Series, percentiles, crop_multiple: int, crop_axes) -
 def prepare_subject(reader: Reader, raw_dir: Path, subject: str, out_dir: Path, dataset: str,
                     percentiles: tuple[float, float] = (0.5, 99.5), crop_multiple: int = 12,
                     crop_axes: tuple[int, ...] = (0, 1)) -> list[Path]:
-    """Write out_dir/{series}.nii.gz + .json for every series of one subject."""
+    """Write out_dir/{series}.nii.gz + .json for every series of one subject.
+
+    All or nothing: every series is prepared (and so checked) before the first file is
+    written, and a write that fails (disk full) removes the files this call wrote, so a
+    failed subject never leaves some of its series behind."""
     series = reader.load(Path(raw_dir), subject)
     first = series[0]
     for s in series[1:]:  # paired contrasts must share the grid voxel for voxel
@@ -61,7 +65,7 @@ def prepare_subject(reader: Reader, raw_dir: Path, subject: str, out_dir: Path, 
             raise InputError(s.meta.get("source", subject),
                              f"grid {s.data.shape} does not match {first.name} {first.data.shape} "
                              f"({first.meta.get('source')}): contrasts must be co-registered")
-    written = []
+    prepared = []
     for s in series:
         try:
             data, affine, side = prepare_series(s, percentiles, crop_multiple, crop_axes)
@@ -69,8 +73,17 @@ def prepare_subject(reader: Reader, raw_dir: Path, subject: str, out_dir: Path, 
             raise InputError(s.meta.get("source", subject), str(err)) from None
         side.update({"dataset": dataset, "subject": subject, "series": s.name,
                      **{k: v for k, v in s.meta.items()}})
-        path = Path(out_dir) / f"{s.name}.nii.gz"
-        write_nifti(path, data, affine)
-        write_json(Path(out_dir) / f"{s.name}.json", side)
-        written.append(path)
-    return written
+        prepared.append((s.name, data, affine, side))
+    written: list[Path] = []
+    try:
+        for name, data, affine, side in prepared:
+            path = Path(out_dir) / f"{name}.nii.gz"
+            written.append(path)
+            write_nifti(path, data, affine)
+            written.append(Path(out_dir) / f"{name}.json")
+            write_json(Path(out_dir) / f"{name}.json", side)
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+    return [Path(out_dir) / f"{name}.nii.gz" for name, *_ in prepared]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mrisr.datasets.base import Series, check_name, find_subject_dirs, subject_dir
+from mrisr.datasets.base import Series, candidate_dirs, check_name, find_subject_dirs, subject_dir
 from mrisr.datasets.dsb import DsbReader
 from mrisr.datasets.fastmri import FastmriReader
 from mrisr.datasets.nifti_folder import NiftiFolderReader
@@ -104,6 +104,18 @@ class BratsReader:
 
     def list_subjects(self, raw_dir: Path) -> list[str]:
         return list(find_subject_dirs(raw_dir, self._is_subject))
+
+    def incomplete(self, raw_dir: Path) -> dict[str, tuple[Path, str]]:
+        """Folders holding some but not all requested contrasts: subject -> (missing file, problem).
+        list_subjects leaves them out; inventory refuses to drop them silently."""
+        out = {}
+        for d in candidate_dirs(raw_dir, self._is_subject):
+            have = [c for c in self.contrasts if self._file(d, d.name, c).is_file()]
+            if have and len(have) < len(self.contrasts):
+                missing = [c for c in self.contrasts if c not in have]
+                out[d.name] = (self._file(d, d.name, missing[0]),
+                               f"missing contrast {', '.join(missing)} (has {', '.join(have)})")
+        return out
 
     def load(self, raw_dir: Path, subject: str) -> list[Series]:
         folder = subject_dir(raw_dir, subject, self._is_subject)

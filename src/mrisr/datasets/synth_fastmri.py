@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from mrisr.datasets.fastmri import centre_crop_2d, rss_image
 from mrisr.datasets.synth_multicontrast import MultiContrastSubject
 from mrisr.io import atomic_path
+from mrisr.io.hdf5 import h5_writer
 
 ACQUISITION = {"pd": "CORPD_FBK", "pdfs": "CORPDFS_FBK"}
 DEFAULTS = {"coils": 4}
@@ -102,7 +102,7 @@ def write_fastmri_file(path: Path, volume: np.ndarray, contrast: str, spacing, c
     kspace = to_kspace(volume, coils)
     rows, cols = volume.shape[1], volume.shape[0]
     recon = centre_crop_2d(rss_image(kspace), (rows, cols)).astype(np.float32)
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    with atomic_path(path) as tmp, h5_writer(tmp) as f:  # disk full: one OSError, no partial file
         f.create_dataset("kspace", data=kspace)
         f.create_dataset("reconstruction_esc" if coils == 0 else "reconstruction_rss", data=recon)
         f.create_dataset("ismrmrd_header", data=ismrmrd_header(ACQUISITION[contrast], kspace.shape, (rows, cols),

@@ -23,15 +23,24 @@ def read_nifti(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Read a NIfTI file as float32 (data, affine).
 
-    Raises InputError naming the file when it is unreadable, has the wrong
-    number of dimensions, or holds NaN/Inf.
+    Raises InputError naming the file when it is missing, empty, unreadable (truncated,
+    not NIfTI), complex-valued (casting would silently drop the imaginary part: give
+    magnitude images), has the wrong number of dimensions or an empty axis, or holds NaN/Inf.
     """
     path = Path(path)
+    if path.is_file() and path.stat().st_size == 0:
+        raise InputError(path, "empty file (0 bytes)")
     try:
         img = nib.load(str(path))
+        dtype = np.dtype(img.get_data_dtype())
+        if dtype.kind == "c" or dtype.fields is not None:
+            raise InputError(path, f"{'complex' if dtype.kind == 'c' else 'structured (RGB)'}-valued image "
+                                   f"(dtype {dtype}): give a real magnitude image")
         if canonical:
             img = to_ras(img)
         data = np.asarray(img.dataobj, dtype=np.float32)
+    except InputError:
+        raise
     except FileNotFoundError:
         raise InputError(path, "file not found") from None
     except Exception as err:  # nibabel raises many types for corrupt files
@@ -39,6 +48,8 @@ def read_nifti(
     allowed = (ndim,) if isinstance(ndim, int) else ndim
     if allowed is not None and data.ndim not in allowed:
         raise InputError(path, f"expected {' or '.join(map(str, allowed))}D image, got shape {data.shape}")
+    if data.size == 0:
+        raise InputError(path, f"empty image: shape {data.shape}")
     if not np.isfinite(data).all():
         bad = int((~np.isfinite(data)).sum())
         raise InputError(path, f"contains {bad} NaN/Inf voxels")

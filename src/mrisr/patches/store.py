@@ -7,13 +7,13 @@ import json
 import zlib
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from mrisr import __version__
 from mrisr.errors import InputError
 from mrisr.grid import Grid
 from mrisr.io import atomic_path, read_json, read_nifti
+from mrisr.io.hdf5 import h5_writer
 from mrisr.patches.sample import ClipSpec, PatchSpec, sample_clips, sample_pairs
 
 STAGE_PATCHES = 4  # stage id in the RNG seed tuple (seed, stage, split, subject)
@@ -78,7 +78,11 @@ def build_store(
 ) -> int:
     """Sample patches (or, with clip=(frames, warmup), cine clips + phase codes) for every
     subject of `split` and write the store atomically. Returns N."""
-    subjects = sorted(read_json(split_file)[split])
+    split_data = read_json(split_file)
+    if not isinstance(split_data, dict) or not isinstance(split_data.get(split), list):
+        keys = sorted(split_data) if isinstance(split_data, dict) else type(split_data).__name__
+        raise InputError(split_file, f"no {split!r} subject list (has {keys})")
+    subjects = sorted(split_data[split])
     if not subjects:
         raise InputError(split_file, f"split {split!r} has no subjects")
     spec = PatchSpec(hr_patch=tuple(hr_patch), n=n_per_subject, fg_fraction=fg_fraction)
@@ -120,11 +124,16 @@ def build_store(
 
 def write_store(path: Path, arrays: dict[str, np.ndarray], attrs: dict) -> None:
     """One chunk per sample, no compression (random single-sample reads ~150x faster
-    than gzip chunks of 64 here), no timestamps (so identical inputs give identical files)."""
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w", track_order=True) as f:
-            for name, arr in arrays.items():
-                chunks = (1,) + arr.shape[1:] if arr.ndim > 1 else None
-                f.create_dataset(name, data=arr, chunks=chunks, track_times=False)
-            for k, v in attrs.items():
-                f.attrs[k] = v
+    than gzip chunks of 64 here), no timestamps (so identical inputs give identical files).
+    A write that fails (disk full) is one InputError naming the store, and no file is left
+    (mrisr.io.hdf5.h5_writer, atomic_path)."""
+    try:
+        with atomic_path(path) as tmp:
+            with h5_writer(tmp, track_order=True) as f:
+                for name, arr in arrays.items():
+                    chunks = (1,) + arr.shape[1:] if arr.ndim > 1 else None
+                    f.create_dataset(name, data=arr, chunks=chunks, track_times=False)
+                for k, v in attrs.items():
+                    f.attrs[k] = v
+    except OSError as err:  # the partial temporary file is gone already (atomic_path)
+        raise InputError(path, f"cannot write the patch store ({err.strerror or err}); nothing was written") from None
