@@ -186,19 +186,25 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
 
 
 def cmd_upscale(a: argparse.Namespace) -> None:
-    _set_threads(a.threads)
-    from mrisr.upscale import upscale_file
+    from mrisr.upscale import check_paths, upscale_file  # light; torch loads with the model
 
+    check_paths(a.input, a.output)  # refuse output == input before reading or printing anything
+    print(f"mrisr upscale: {a.input} by x{a.scale:g} with {a.model} ...", flush=True)  # torch + model take a while
+    _set_threads(a.threads)
     grid = upscale_file(a.model, a.input, a.output, a.scale, a.axes, a.device, normalize=not a.no_normalize)
     print(f"{a.input} {list(grid.lr_shape)} -> {a.output} {list(grid.hr_shape)} (x{a.scale:g} on axes {list(grid.axes)})")
 
 
 def cmd_tables(a: argparse.Namespace) -> None:
     from mrisr.evaluate.figures import metric_plot
-    from mrisr.evaluate.tables import write_tables
+    from mrisr.evaluate.tables import Families, write_tables
 
     out = Path(a.out_dir)
-    write_tables([Path(p) for p in a.eval_dirs], out)
+    try:
+        families = Families.from_json(a.families)
+    except (TypeError, ValueError, AttributeError) as err:
+        raise SystemExit(f"mrisr tables: error: --families: {err}") from None
+    write_tables([Path(p) for p in a.eval_dirs], out, families)
     metric_plot(out / "summary.csv", out / "psnr.png", "psnr")
 
 
@@ -463,9 +469,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("input")
     s.add_argument("output")
 
-    s = add("tables", cmd_tables, "summary.csv (long form) + Markdown tables + plot")
-    s.add_argument("--eval-dirs", nargs="+", required=True)
-    s.add_argument("--out-dir", required=True)
+    s = add("tables", cmd_tables, "summary.csv (long form) + Markdown/HTML tables per experiment family + plot")
+    s.add_argument("--eval-dirs", nargs="+", required=True, help="evaluation folders (meta.json + metrics.csv each)")
+    s.add_argument("--out-dir", required=True, help="writes summary.csv, summary.md, summary.html and psnr.png here")
+    s.add_argument("--families", type=_json, default={},
+                   help='experiment families, JSON {"ablations": {dataset: {rung: full method}}, '
+                        '"scale_sweeps": {dataset: [methods]}}; other rows are the main comparison')
 
     s = add("sweep-table", cmd_sweep_table, "sweeps.csv (long form) + plot from inference-time sweep folders")
     s.add_argument("--sweep-dirs", nargs="+", required=True)

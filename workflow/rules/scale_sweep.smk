@@ -213,8 +213,13 @@ for _d in sweep_datasets():
         output:
             csv=f"results/tables/scale_sweep_{_d}.csv",
             md=f"results/tables/scale_sweep_{_d}.md",
-            plot=f"results/tables/scale_sweep_{_d}.png",
+            html=report(f"results/tables/scale_sweep_{_d}.html", caption="../report/scale_sweep_table.rst",
+                        category="Tables", subcategory="Scale sweeps"),
+            plot=report(f"results/tables/scale_sweep_{_d}.png", caption="../report/scale_sweep_plot.rst",
+                        category="Plots"),
             tables=list(_tables),
+            tables_html=[report(t.removesuffix(".md") + ".html", caption="../report/methods_table.rst",
+                                category="Tables", subcategory="Scale sweeps") for t in _tables],
         params:
             dataset=_d,
             methods=[m for m, _s in sweep_methods(_d)],
