@@ -217,3 +217,14 @@ def test_metric_plot_width_does_not_grow_with_scales(tmp_path):
     metric_plot(csv, tmp_path / "psnr.png", "psnr")
     img = mpimg.imread(tmp_path / "psnr.png")
     assert img.shape[1] < 2000 and img.shape[0] < 1200  # 3 × 2 panels at 120 dpi (one group per scale: > 5000 px)
+
+
+def test_comparison_figure_wraps_into_page_wide_rows(tmp_path):
+    """8 methods (the cine ablation ladder at x4) = 18 panels: wrapped into rows of <= 6, not one 4000-px strip."""
+    methods = ["bicubic", "edsr", "vsr", "vsr_nomem", "vsr_mem", "vsr_mem_n6", "vsr_bidir", "vsr_pf"]
+    dirs = [write_eval_dir(tmp_path / "eval", ("synth_cine", "sisr2d", 4.0, m), {"a": (1.0, 0.5, 0.1)}, seed=i)
+            for i, m in enumerate(methods)]
+    comparison_figure(dirs, tmp_path / "f.png", title="synth_cine ×4")
+    img = mpimg.imread(tmp_path / "f.png")
+    assert 1000 < img.shape[1] <= 1600  # 6 panels + colour bar at 120 dpi
+    assert img.shape[0] > 3 * 200  # 2 image rows + 2 error-map rows

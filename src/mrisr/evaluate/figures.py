@@ -92,9 +92,11 @@ def comparison_figure(eval_dirs: list[Path], out_png: Path, title: str = "") -> 
     im = None
     for ax, m in zip(err_axes, methods):
         im = _show(ax, errors[m], f"|{m} − HR|", cmap=ERROR_CMAP, vmin=0.0, vmax=err_max)
+        ax.title.set_fontsize(7)
     for ax in img_axes[len(methods) + 2:] + err_axes[len(methods):]:
         ax.set_visible(False)
-    fig.colorbar(im, ax=err_axes[:len(methods)], fraction=0.03, pad=0.02, label="|error|")
+    # the colour bar takes its width from every column alike, so images and their error maps stay aligned
+    fig.colorbar(im, ax=list(grid.ravel()), fraction=0.02, pad=0.02, label="|SR − HR| (error maps)")
     if title:
         fig.suptitle(title)
     _save(fig, out_png)
