@@ -228,3 +228,14 @@ def test_comparison_figure_wraps_into_page_wide_rows(tmp_path):
     img = mpimg.imread(tmp_path / "f.png")
     assert 1000 < img.shape[1] <= 1600  # 6 panels + colour bar at 120 dpi
     assert img.shape[0] > 3 * 200  # 2 image rows + 2 error-map rows
+
+
+def test_best_is_judged_on_the_shown_digits():
+    """Two means that print alike are both bold (the PSNRs differ at the 4th decimal)."""
+    from mrisr.evaluate.tables import summary_markdown
+
+    rows = [("d", "sisr2d", "2", m, "psnr", v, 0.1, 3) for m, v in (("bicubic", 18.3012), ("meta_srgan", 18.2996),
+                                                                    ("edsr", 13.54))]
+    table = md_table(summary_markdown(pd.DataFrame(rows, columns=SUMMARY_COLUMNS)), "d (sisr2d): PSNR")
+    assert table[2:] == ["| bicubic | 3 | **18.30 ± 0.10** |", "| meta_srgan | 3 | **18.30 ± 0.10** |",
+                         "| edsr | 3 | 13.54 ± 0.10 |"]

@@ -192,7 +192,7 @@ for _d in sweep_datasets():
         input:
             [f"{e}/metrics.csv" for job in _fig_jobs.values() for e in job["eval_dirs"]],
         output:
-            list(_fig_jobs),
+            [report(f, caption="../report/figures_sweep.rst", category="Figures", subcategory=_d) for f in _fig_jobs],
         params:
             jobs=json.dumps(_fig_jobs, sort_keys=True),
         log:

@@ -112,7 +112,7 @@ def cost_table(rows: list[dict]) -> Table:
                            f"{float(r['frames_per_s']):.1f}"])
     models = [int(r["n_params"]) if int(r["n_params"]) > 0 else None for r in rows]  # interpolations: no parameters
     table.mark_best(1, models, lower_is_better=True)
-    table.mark_best(3, [float(r["frames_per_s"]) for r in rows], lower_is_better=False)
+    table.mark_best(3, [float(r["frames_per_s"]) for r in rows], lower_is_better=False, digits=1)
     return table
 
 

@@ -18,7 +18,7 @@ import pandas as pd
 from mrisr.errors import InputError
 from mrisr.evaluate.figures import _figure, _save, comparison_figure
 from mrisr.evaluate.run import evaluate
-from mrisr.evaluate.table_format import Table, format_cell, method_order, metric_label, n_text, write_table_files
+from mrisr.evaluate.table_format import Table, decimals, format_cell, method_order, metric_label, n_text, write_table_files
 from mrisr.evaluate.tables import scales_by_method_table, read_summary
 from mrisr.grid import format_scale
 from mrisr.io import atomic_path, read_json
@@ -126,7 +126,7 @@ def fixed_scale_table(summary_csv: Path, eval_dirs: Sequence[Path], out_md: Path
             ns.append(n)
         table.rows.append([m, n_text(ns), *cells, f"{params[m]:,}"])
     for j, metric in enumerate(SWEEP_METRICS):
-        table.mark_best(j + 2, best[metric], lower_is_better=False)
+        table.mark_best(j + 2, best[metric], lower_is_better=False, digits=decimals(metric))
     write_table_files([table], f"{dataset} ×{scale}: every method", SWEEP_NOTE, Path(out_md),
                       Path(out_md).with_suffix(".html"))
     return Path(out_md).read_text(encoding="utf-8")

@@ -20,8 +20,7 @@ from matplotlib.figure import Figure
 
 from mrisr.errors import InputError
 from mrisr.evaluate.figures import panel_grid
-from mrisr.evaluate.table_format import (LOWER_IS_BETTER, Table, format_cell, metric_label, n_text,
-                                         write_table_files)
+from mrisr.evaluate.table_format import Table, decimals, format_cell, lower_is_better, metric_label, n_text, write_table_files
 from mrisr.evaluate.tables import metric_groups
 from mrisr.grid import format_scale
 from mrisr.io import atomic_path, read_json
@@ -105,7 +104,7 @@ def sweep_tables(df: pd.DataFrame) -> list[Table]:
                               + ["–" if h is None else format_cell(h[0], h[1], m, h[2]) for h, m in zip(hits, metrics)])
         for j, m in enumerate(metrics):
             table.mark_best(j + 2, [cells[(v, m)][0] if (v, m) in cells else None for v in values],
-                            m.rsplit("_", 1)[-1] in LOWER_IS_BETTER)
+                            lower_is_better(m), decimals(m))
         tables.append(table)
     return tables
 

@@ -42,10 +42,14 @@ def format_cell(mean: float, std: float, metric: str, n: int | None = None) -> s
     return f"{mean:.{d}f} ± {std:.{d}f}"
 
 
+def lower_is_better(metric: str) -> bool:
+    """NMSE-like metrics (and their ROI variants, cardiac_nmse) are better when lower."""
+    return metric.rsplit("_", 1)[-1] in LOWER_IS_BETTER
+
+
 def metric_label(metric: str) -> str:
     """Column label with the direction of better: 'PSNR ↑', 'NMSE ↓'."""
-    base = LABELS.get(metric, metric.upper())
-    return f"{base} {'↓' if metric.rsplit('_', 1)[-1] in LOWER_IS_BETTER else '↑'}"
+    return f"{LABELS.get(metric, metric.upper())} {'↓' if lower_is_better(metric) else '↑'}"
 
 
 def n_text(values) -> str:
@@ -64,9 +68,11 @@ class Table:
     bold: set[tuple[int, int]] = field(default_factory=set)
     note: str = ""
 
-    def mark_best(self, col: int, values: list[float | None], lower_is_better: bool) -> None:
-        """Bold the best of `values` (one per row; None = empty cell) in column `col`, when ≥ 2 compete."""
-        present = [(v, i) for i, v in enumerate(values) if v is not None and not math.isnan(v)]
+    def mark_best(self, col: int, values: list[float | None], lower_is_better: bool, digits: int | None = None) -> None:
+        """Bold the best of `values` (one per row; None = empty cell) in column `col`, when ≥ 2 compete.
+        Values are compared as shown (rounded to `digits`), so cells that read the same are bold alike."""
+        present = [(v if digits is None else round(v, digits), i) for i, v in enumerate(values)
+                   if v is not None and not math.isnan(v)]
         if len(present) < 2:
             return
         best = (min if lower_is_better else max)(v for v, _ in present)

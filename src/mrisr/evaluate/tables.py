@@ -17,8 +17,9 @@ from pathlib import Path
 import pandas as pd
 
 from mrisr.errors import InputError
-from mrisr.evaluate.table_format import (BASELINES, DECIMALS, LABELS, LOWER_IS_BETTER, Table, format_cell,
-                                         html_page, method_order, metric_label, n_text, to_html, to_markdown)
+from mrisr.evaluate.table_format import (BASELINES, DECIMALS, LABELS, LOWER_IS_BETTER, Table, decimals, format_cell,
+                                         html_page, lower_is_better, method_order, metric_label, n_text, to_html,
+                                         to_markdown)
 from mrisr.evaluate.udean_tables import udean_tables
 from mrisr.grid import format_scale
 from mrisr.io import atomic_path, read_json
@@ -132,10 +133,6 @@ class Families:
                    {d: list(m) for d, m in (obj.get("scale_sweeps") or {}).items()})
 
 
-def column_label(dataset: str, scale: str) -> str:
-    return f"{dataset} ×{scale}"
-
-
 def metric_groups(metrics) -> list[tuple[str, ...]]:
     """Metrics shown side by side: (psnr, ssim), (cardiac_psnr, cardiac_ssim), then each other one alone."""
     present = list(dict.fromkeys(metrics))
@@ -169,7 +166,7 @@ def methods_by_scale_table(df: pd.DataFrame, title: str, methods: list[str], sca
                           + ["–" if h is None else format_cell(h[0], h[1], k, h[2]) for h, (_s, k) in zip(hits, cols)])
     for j, (s, k) in enumerate(cols):
         values = [cells[(m, s, k)][0] if (m, s, k) in cells else None for m in methods]
-        table.mark_best(j + 2, values, k.rsplit("_", 1)[-1] in LOWER_IS_BETTER)
+        table.mark_best(j + 2, values, lower_is_better(k), decimals(k))
     return table
 
 
@@ -187,9 +184,9 @@ def scales_by_method_table(df: pd.DataFrame, title: str, methods: list[str], met
                           + ["–" if h is None else format_cell(h[0], h[1], k, h[2]) for h, (_m, k) in zip(hits, cols)])
         for k in metrics:  # best method per scale and metric
             idx = [j for j, (_m, kk) in enumerate(cols) if kk == k]
-            vals = {j: hits[j][0] for j in idx if hits[j] is not None}
+            vals = {j: round(hits[j][0], decimals(k)) for j in idx if hits[j] is not None}  # as shown
             if len(vals) >= 2:
-                best = (min if k in LOWER_IS_BETTER else max)(vals.values())
+                best = (min if lower_is_better(k) else max)(vals.values())
                 table.bold |= {(i, j + 2) for j, v in vals.items() if v == best}
     return table
 

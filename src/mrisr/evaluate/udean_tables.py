@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from mrisr.evaluate.table_format import Table, format_cell, n_text
+from mrisr.evaluate.table_format import Table, decimals, format_cell, n_text
 
 TABLE_I = ("tricubic", "ts_rcan_misaligned", "ts_rcan_registered", "ts_rcan_shift", "udean_misaligned")
 TABLE_II = ("tricubic", "ts_rcan_shift", "udean_unpaired")
@@ -30,7 +30,7 @@ def udean_table(df: pd.DataFrame, methods: tuple[str, ...], title: str) -> Table
         table.rows.append([m, n_text(h[2] for h in hits if h)]
                           + ["–" if h is None else format_cell(h[0], h[1], k, h[2]) for h, (k, _) in zip(hits, METRICS)])
     for j, (k, _) in enumerate(METRICS):
-        table.mark_best(j + 2, [cells[(m, k)][0] if (m, k) in cells else None for m in present], False)
+        table.mark_best(j + 2, [cells[(m, k)][0] if (m, k) in cells else None for m in present], False, decimals(k))
     return table
 
 
