@@ -574,7 +574,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--set", type=_key_int, nargs="*", default=[], metavar="KEY=INT",
                    help="inference-time model settings, e.g. omega=3 (no new parameters)")
 
-    s = add("upscale", cmd_upscale, "apply a trained model to an image (NIfTI, DICOM folder, NRRD, MHA) at a scale it supports")
+    s = add("upscale", cmd_upscale,
+            "apply a trained model to an image (NIfTI, DICOM folder, NRRD, MHA) at a scale it supports")
     s.add_argument("--model", required=True, help="model folder (with model.pt) or model file")
     s.add_argument("--scale", type=_scale, required=True)
     s.add_argument("--axes", type=_int_list, default=None,
