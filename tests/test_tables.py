@@ -239,3 +239,20 @@ def test_best_is_judged_on_the_shown_digits():
     table = md_table(summary_markdown(pd.DataFrame(rows, columns=SUMMARY_COLUMNS)), "d (sisr2d): PSNR")
     assert table[2:] == ["| bicubic | 3 | **18.30 ± 0.10** |", "| meta_srgan | 3 | **18.30 ± 0.10** |",
                          "| edsr | 3 | 13.54 ± 0.10 |"]
+
+
+def test_udean_tables_one_and_two():
+    """The UDEAN paper's tables from summary rows: the methods each table lists, n, PSNR | SSIM, best bold."""
+    from mrisr.evaluate.tables import summary_markdown
+
+    methods = {"tricubic": 30.0, "ts_rcan_misaligned": 30.5, "ts_rcan_registered": 31.0, "ts_rcan_shift": 31.5,
+               "udean_misaligned": 32.0, "udean_unpaired": 31.8}
+    rows = [("udean_volume", "sisr3d", "2", m, k, v if k == "psnr" else v / 40, 0.25, 3)
+            for m, v in methods.items() for k in ("psnr", "ssim")]
+    md = summary_markdown(pd.DataFrame(rows, columns=SUMMARY_COLUMNS))
+    table_i = md_table(md, "UDEAN Table I — misaligned HR/LR: udean_volume ×2 (3D)")
+    assert table_i[0] == "| method | n | PSNR (dB) ↑ | SSIM ↑ |"
+    assert [r.split("|")[1].strip() for r in table_i[2:]] == list(methods)[:5]
+    assert table_i[-1] == "| udean_misaligned | 3 | **32.00 ± 0.25** | **0.8000 ± 0.2500** |"
+    table_ii = md_table(md, "UDEAN Table II — unpaired HR/LR: udean_volume ×2 (3D)")
+    assert [r.split("|")[1].strip() for r in table_ii[2:]] == ["tricubic", "ts_rcan_shift", "udean_unpaired"]
