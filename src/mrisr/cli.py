@@ -334,7 +334,7 @@ def _degrade_options(s: argparse.ArgumentParser, modes: list[str]) -> None:
 
 
 # Help of options that several commands share (same meaning everywhere), then per-command help;
-# `_fill_help` applies both to every option defined without its own help= (tests/test_cli.py checks
+# `_fill_help` applies both to every option defined without its own help= (tests/test_cli_help.py checks
 # that no option of any command is left without one).
 COMMON_HELP = {
     "--seed": "random seed (results are reproducible for the same inputs, config and seed)",
