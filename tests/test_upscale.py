@@ -154,3 +154,125 @@ def test_cli_upscale_errors(tmp_path, capsys):
     assert "constant" in capsys.readouterr().err
     assert main(["upscale", "--model", str(folder), "--scale", "5", *args]) == 0  # beyond training: warns, runs
     assert "beyond the largest training scale" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------- formats, progress, refusals
+def test_upscale_refuses_output_equal_input(tmp_path, capsys):
+    """Output == input (directly, via a symlink, via another spelling of the path) is one error line,
+    exit code 1, nothing written or read, the input untouched."""
+    folder = save(meta_model(), tmp_path / "m", "meta_srgan", META_ARGS, 4.0)
+    src = tmp_path / "in.nii.gz"
+    write_nifti(src, np.random.default_rng(5).uniform(0, 1, (8, 8, 2)).astype(np.float32), np.eye(4))
+    before = (src.read_bytes(), src.stat().st_mtime_ns)
+    (tmp_path / "link.nii.gz").symlink_to(src)
+    (tmp_path / "sub").mkdir()
+    for out in (src, tmp_path / "link.nii.gz", tmp_path / "sub" / ".." / "in.nii.gz"):
+        assert main(["upscale", "--model", str(folder), "--scale", "2", str(src), str(out)]) == 1
+        captured = capsys.readouterr()
+        assert captured.out == ""
+        lines = captured.err.strip().splitlines()
+        assert len(lines) == 1 and "output is the input" in lines[0] and str(out) in lines[0]
+    assert (src.read_bytes(), src.stat().st_mtime_ns) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.nii.gz", "link.nii.gz", "m", "sub"]  # no temporaries
+
+
+def write_dicom_volume(folder: Path, data: np.ndarray, ras_affine: np.ndarray) -> None:
+    """A 3D volume as one DICOM series folder (one file per slice), with the project's DICOM writer."""
+    from mrisr.datasets.synth_dsb import LPS_FROM_RAS, write_sax_series
+
+    tags = {"0008|0060": "MR", "0010|0020": "7", "0020|000d": "1.2.3.7", "0008|103e": "vol"}
+    for k in range(data.shape[2]):
+        write_sax_series(folder, data[:, :, k, None], LPS_FROM_RAS @ ras_affine, float(k), 10 + k, tags)
+
+
+def test_upscale_reads_a_dicom_folder(tmp_path, capsys):
+    """Untrained meta_srgan = cubic baseline: the NIfTI written from a DICOM folder must be cubic_upsample of
+    the stored pixels, on the upscaled grid of the affine the DICOM geometry encodes."""
+    folder = save(meta_model(), tmp_path / "m", "meta_srgan", META_ARGS, 4.0)
+    x = np.round(100 + 900 * np.random.default_rng(6).uniform(0, 1, (12, 10, 3))).astype(np.float32)
+    affine = oblique_affine()
+    write_dicom_volume(tmp_path / "dicom", x, affine)
+    assert main(["upscale", "--model", str(folder), "--scale", "2", str(tmp_path / "dicom"),
+                 str(tmp_path / "out.nii.gz")]) == 0
+    img = nib.load(tmp_path / "out.nii.gz")
+    grid = Grid("center", (0, 1), (24, 20, 3), x.shape)
+    np.testing.assert_allclose(np.asarray(img.dataobj), cubic_upsample(x, grid), rtol=1e-5, atol=1e-2)
+    np.testing.assert_allclose(img.affine, upscaled_affine(affine, grid), atol=1e-4)
+    assert main(["upscale", "--model", str(folder), "--scale", "2", str(tmp_path / "dicom"),
+                 str(tmp_path / "dicom" / "out.nii.gz")]) == 1
+    assert "inside the input DICOM folder" in capsys.readouterr().err
+    assert not (tmp_path / "dicom" / "out.nii.gz").exists()
+
+
+@pytest.mark.parametrize("src_name, out_name", [("in.nrrd", "out.mha"), ("in.nii.gz", "out.nrrd"), ("in.mha", "out.nii")])
+def test_upscale_itk_formats_keep_world_geometry(tmp_path, src_name, out_name):
+    """Any SimpleITK-readable input; output format by suffix; the world position of every voxel follows
+    the upscaled affine (read back independently with SimpleITK / nibabel)."""
+    import SimpleITK as sitk
+
+    from mrisr.upscale import itk_affine
+
+    folder = save(meta_model(), tmp_path / "m", "meta_srgan", META_ARGS, 4.0)
+    x = np.random.default_rng(7).uniform(0, 1, (10, 8, 3)).astype(np.float32)
+    affine = oblique_affine()
+    if src_name.endswith(".nii.gz"):
+        write_nifti(tmp_path / src_name, x, affine)
+    else:  # write with SimpleITK directly: LPS origin/spacing/direction of the same RAS affine
+        lps = np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine
+        spacing = np.sqrt((lps[:3, :3] ** 2).sum(axis=0))
+        image = sitk.GetImageFromArray(x.transpose(2, 1, 0))
+        image.SetSpacing(spacing.tolist())
+        image.SetOrigin(lps[:3, 3].tolist())
+        image.SetDirection((lps[:3, :3] / spacing).ravel().tolist())
+        sitk.WriteImage(image, str(tmp_path / src_name))
+    assert main(["upscale", "--model", str(folder), "--scale", "2", "--no-normalize", str(tmp_path / src_name),
+                 str(tmp_path / out_name)]) == 0
+    grid = Grid("center", (0, 1), (20, 16, 3), x.shape)
+    if out_name.endswith(".nii"):
+        img = nib.load(tmp_path / out_name)
+        out, out_affine = np.asarray(img.dataobj), img.affine
+    else:
+        image = sitk.ReadImage(str(tmp_path / out_name))
+        out, out_affine = sitk.GetArrayFromImage(image).transpose(2, 1, 0), itk_affine(image)
+    np.testing.assert_allclose(out, cubic_upsample(x, grid), atol=1e-5)
+    np.testing.assert_allclose(out_affine, upscaled_affine(affine, grid), atol=1e-5)
+
+
+def test_upscale_progress_bar_only_on_a_terminal(tmp_path, capsys):
+    from mrisr.upscale import upscale_file
+
+    folder = save(meta_model(), tmp_path / "m", "meta_srgan", META_ARGS, 4.0)
+    write_nifti(tmp_path / "in.nii.gz", np.random.default_rng(8).uniform(0, 1, (8, 8, 5)).astype(np.float32),
+                np.eye(4))
+    upscale_file(folder, tmp_path / "in.nii.gz", tmp_path / "a.nii.gz", 2.0, progress=True)
+    err = capsys.readouterr().err
+    # tqdm redraws at most every 0.1 s: which counts reach the screen is timing, the total (5 slices) is not
+    assert "upscale ×2:" in err and "/5 [" in err
+    # pytest's captured stderr is no terminal: the CLI prints a start and an end line, no bar
+    assert main(["upscale", "--model", str(folder), "--scale", "2", str(tmp_path / "in.nii.gz"),
+                 str(tmp_path / "b.nii.gz")]) == 0
+    captured = capsys.readouterr()
+    out = captured.out.strip().splitlines()
+    assert len(out) == 2 and out[0].startswith("mrisr upscale: ") and "[16, 16, 5]" in out[1]
+    assert "slice" not in captured.err
+    np.testing.assert_array_equal(nib.load(tmp_path / "a.nii.gz").get_fdata(), nib.load(tmp_path / "b.nii.gz").get_fdata())
+
+
+def test_upscale_unknown_output_format(tmp_path, capsys):
+    folder = save(meta_model(), tmp_path / "m", "meta_srgan", META_ARGS, 4.0)
+    write_nifti(tmp_path / "in.nii.gz", np.ones((8, 8, 2), np.float32), np.eye(4))
+    assert main(["upscale", "--model", str(folder), "--scale", "2", str(tmp_path / "in.nii.gz"),
+                 str(tmp_path / "out.png")]) == 1
+    assert "unknown output format '.png'" in capsys.readouterr().err and not (tmp_path / "out.png").exists()
+
+
+def test_upscale_in_parts_steps_once_per_slice_and_equals_the_whole_volume():
+    from mrisr.upscale import super_resolve_in_parts
+
+    model = meta_model(learned=True)
+    x = np.random.default_rng(9).uniform(0, 1, (9, 7, 3, 4)).astype(np.float32)  # a cine: split by slice, not frame
+    grid = upscaled_grid(x.shape, (0, 1), 2.5, "center")
+    steps = []
+    parts = super_resolve_in_parts(model, x, grid, 2.5, "cpu", 4, step=lambda: steps.append(1))
+    assert len(steps) == 3
+    np.testing.assert_allclose(parts, super_resolve_any_scale(model, x, grid, 2.5, batch_size=4), atol=1e-6)

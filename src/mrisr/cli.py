@@ -181,19 +181,25 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
 
 
 def cmd_upscale(a: argparse.Namespace) -> None:
-    _set_threads(a.threads)
-    from mrisr.upscale import upscale_file
+    from mrisr.upscale import check_paths, upscale_file  # light; torch loads with the model
 
+    check_paths(a.input, a.output)  # refuse output == input before reading or printing anything
+    print(f"mrisr upscale: {a.input} by x{a.scale:g} with {a.model} ...", flush=True)  # torch + model take a while
+    _set_threads(a.threads)
     grid = upscale_file(a.model, a.input, a.output, a.scale, a.axes, a.device, normalize=not a.no_normalize)
     print(f"{a.input} {list(grid.lr_shape)} -> {a.output} {list(grid.hr_shape)} (x{a.scale:g} on axes {list(grid.axes)})")
 
 
 def cmd_tables(a: argparse.Namespace) -> None:
     from mrisr.evaluate.figures import metric_plot
-    from mrisr.evaluate.tables import write_tables
+    from mrisr.evaluate.tables import Families, write_tables
 
     out = Path(a.out_dir)
-    write_tables([Path(p) for p in a.eval_dirs], out)
+    try:
+        families = Families.from_json(a.families)
+    except (TypeError, ValueError, AttributeError) as err:
+        raise SystemExit(f"mrisr tables: error: --families: {err}") from None
+    write_tables([Path(p) for p in a.eval_dirs], out, families)
     metric_plot(out / "summary.csv", out / "psnr.png", "psnr")
 
 
@@ -322,9 +328,125 @@ def _degrade_options(s: argparse.ArgumentParser, modes: list[str]) -> None:
     s.add_argument("--meta", type=_json, default={})
 
 
+# Help of options that several commands share (same meaning everywhere), then per-command help;
+# `_fill_help` applies both to every option defined without its own help= (tests/test_cli_help.py checks
+# that no option of any command is left without one).
+COMMON_HELP = {
+    "--seed": "random seed (results are reproducible for the same inputs, config and seed)",
+    "--out": "output file (written atomically: temporary name, then rename)",
+    "--out-dir": "output folder",
+    "--dataset": "dataset name, as in the config (recorded in the outputs)",
+    "--subject": "subject ID",
+    "--split-file": "results/{dataset}/split.json (train/val/test subjects)",
+    "--lr-dir": "folder of the degraded LR volumes: lr/{degradation}/x{scale}/",
+    "--scale": "scale factor (>= 1)",
+    "--scales": "scale factors (>= 1), space-separated",
+    "--device": "torch device: cpu, cuda, cuda:N (train: auto = cuda if available)",
+    "--threads": "torch CPU threads (default: torch's own choice)",
+    "--task": "task name of the patch store / evaluation (e.g. sisr2d, mcsr, sisr3d)",
+    "--reader": "raw-data reader (acdc, brats, dsb, fastmri, hcp, nifti)",
+    "--reader-options": "reader options as JSON, e.g. {\"contrasts\": [\"t1\", \"t2\"]}",
+    "--raw": "raw data folder of the dataset",
+    "--hr": "prepared HR NIfTI (its .json sidecar sits beside it)",
+    "--meta": "JSON merged into the output sidecar (dataset, subject, series, ...)",
+    "--mode": "degradation: truncate (k-space crop), lowpass_bicubic (k-space low-pass + cubic), bicubic "
+              "(image space), nearest (decimation, integer scales)",
+    "--axes": "axes to degrade / sample (space-separated integers)",
+    "--window": "k-space window applied to the kept band",
+    "--hr-patch": "HR patch size, one integer per degraded axis",
+    "--n-per-subject": "patches drawn per subject",
+    "--fg-fraction": "wanted foreground fraction of a patch (draws below it are redrawn, up to a try limit)",
+    "--reference": "reference contrast series for multi-contrast models (its prepared HR is passed along)",
+    "--method": "method name: an interpolation (bicubic, tricubic) or a trained model's name",
+    "--model": "model file (model.pt) of a trained method; omit for an interpolation",
+    "--no-sr": "do not write the SR volumes (metrics only)",
+    "--plot": "PNG plot to write",
+    "--title": "figure title",
+    "--eval-dirs": "evaluation folders (meta.json, metrics.csv, example.npz each)",
+    "--split": "which split to sample",
+    "--kind": "kind of data to generate / store to build",
+}
+COMMAND_HELP = {
+    ("synth", "--out"): "raw-data folder to write (the real source's layout, manifest.json last)",
+    ("synth", "--n-subjects"): "number of subjects to generate",
+    ("synth", "--params"): "generator parameters as JSON (size, slices, frames, flavour, ...)",
+    ("inventory", "--exclude"): "subject IDs to leave out",
+    ("inventory", "--out"): "inventory.json to write ({reader, raw, subjects})",
+    ("prepare", "--out-dir"): "results/{dataset}/prepared/{subject}: one NIfTI + JSON sidecar per series",
+    ("prepare", "--percentiles"): "intensity window: low and high percentile mapped to 0 and 1",
+    ("prepare", "--crop-multiple"): "centre-crop the crop axes to a multiple of this (12 = lcm(2,3,4))",
+    ("prepare", "--crop-axes"): "axes centre-cropped to --crop-multiple",
+    ("split", "--inventory"): "inventory.json listing the subjects",
+    ("split", "--ratios"): "train, val, test fractions",
+    ("split", "--out"): "split.json to write",
+    ("degrade", "--out"): "LR NIfTI to write (the grid record goes to its .json sidecar)",
+    ("motion", "--out"): "moved HR NIfTI to write (drawn parameters in its .json sidecar)",
+    ("motion", "--ranges"): "motion ranges as JSON (rotation degrees, translation and shrinking voxels)",
+    ("groups", "--source-fraction"): "fraction of the train subjects that form the source group",
+    ("groups", "--out"): "groups.json to write ({target, source, val, test})",
+    ("register", "--moving"): "moved HR NIfTI to register back onto the LR",
+    ("register", "--out"): "registered HR NIfTI to write (fitted transform in its .json sidecar)",
+    ("group-patches", "--kind"): "which UDEAN store to build (see docs/architecture.md)",
+    ("group-patches", "--groups"): "groups.json (target/source subjects)",
+    ("group-patches", "--scale"): "integer scale factor of the LR",
+    ("group-patches", "--out"): "HDF5 patch store to write",
+    ("patches", "--split"): "which split's subjects to sample",
+    ("patches", "--out"): "HDF5 patch store to write",
+    ("train", "--model-config"): "model entry as JSON: {arch, args, train, ...} (the rule passes the merged config)",
+    ("train", "--train"): "training patch store (.h5)",
+    ("train", "--val"): "validation patch store (.h5)",
+    ("train", "--out-dir"): "model folder: model.pt, log.csv, card.md, ckpt/",
+    ("evaluate", "--out-dir"): "evaluation folder: metrics.csv, meta.json, example.npz, sr/",
+    ("upscale", "--scale"): "scale factor (>= 1): any for arbitrary-scale models, the trained one otherwise",
+    ("upscale", "--device"): "torch device: cpu, cuda, cuda:N",
+    ("upscale", "input"): "input image: NIfTI (.nii/.nii.gz), a DICOM series folder, or any file SimpleITK reads "
+                          "(.nrrd, .mha, ...)",
+    ("upscale", "output"): "output image: .nii/.nii.gz (NIfTI), .nrrd or .mha; must not be the input",
+    ("sweep-table", "--sweep-dirs"): "sweep folders eval/{dataset}/{method}/x{scale}/sweep/{key}{value}/",
+    ("sweep-table", "--out"): "sweeps.csv to write (sweeps.md and sweeps.html are written beside it)",
+    ("cost", "--scale"): "scale factor of the LR folder (recorded in the table)",
+    ("cost", "--repeats"): "timed runs per method (the median is reported; one untimed run first)",
+    ("cost", "--out"): "cost CSV to write (.md and .html renderings are written beside it)",
+    ("cost", "--lr-dir"): "folder of the LR volumes the methods are timed on",
+    ("figure", "--out"): "PNG to write",
+    ("patches-hr", "--series"): "prepared series to sample (the dataset's target)",
+    ("patches-hr", "--split"): "which split's subjects to sample",
+    ("patches-hr", "--per-slice"): "HR patches drawn per 2D slice",
+    ("patches-hr", "--hr-patch"): "HR patch size (two integers)",
+    ("patches-hr", "--axes"): "the two in-plane axes of the slices",
+    ("patches-hr", "--out"): "HDF5 HR-only patch store to write",
+    ("degrade-scales", "--axes"): "axes to degrade (space-separated integers)",
+    ("evaluate-scales", "--model"): "model file (model.pt) of an arbitrary-scale model; omit for an interpolation",
+    ("scale-sweep", "--summary"): "results/tables/summary.csv",
+    ("scale-sweep", "--methods"): "methods evaluated at every scale (interpolation and arbitrary-scale models)",
+    ("scale-sweep", "--out-csv"): "wide sweep table to write (one row per scale)",
+    ("scale-sweep", "--out-md"): "Markdown sweep table to write (an .html rendering is written beside it)",
+    ("scale-sweep", "--plot"): "PNG of PSNR/SSIM against scale to write",
+}
+
+
+def _fill_help(parser: argparse.ArgumentParser) -> None:
+    """Give every option of every sub-command without help= its command-specific or shared help text."""
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        for name, sub in action.choices.items():
+            for opt in sub._actions:
+                if opt.help or isinstance(opt, argparse._HelpAction):
+                    continue
+                key = opt.option_strings[0] if opt.option_strings else opt.dest
+                opt.help = COMMAND_HELP.get((name, key), COMMON_HELP.get(key))
+                if opt.help and opt.default not in (None, False, [], {}, argparse.SUPPRESS) and not opt.required:
+                    opt.help += " (default: %(default)s)"
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from mrisr import __version__
+
     p = argparse.ArgumentParser(prog="mrisr", description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="command", required=True)
+    p.add_argument("--version", action="version", version=f"mrisr {__version__}", help="print the version and exit")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                           help="pipeline stage to run (`mrisr COMMAND --help` for its options)")
 
     def add(name: str, fn: Callable[[argparse.Namespace], None], help: str) -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help)
@@ -447,7 +569,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--set", type=_key_int, nargs="*", default=[], metavar="KEY=INT",
                    help="inference-time model settings, e.g. omega=3 (no new parameters)")
 
-    s = add("upscale", cmd_upscale, "apply a trained model to a NIfTI at any scale it supports")
+    s = add("upscale", cmd_upscale,
+            "apply a trained model to an image (NIfTI, DICOM folder, NRRD, MHA) at a scale it supports")
     s.add_argument("--model", required=True, help="model folder (with model.pt) or model file")
     s.add_argument("--scale", type=_scale, required=True)
     s.add_argument("--axes", type=_int_list, default=None,
@@ -458,9 +581,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("input")
     s.add_argument("output")
 
-    s = add("tables", cmd_tables, "summary.csv (long form) + Markdown tables + plot")
-    s.add_argument("--eval-dirs", nargs="+", required=True)
-    s.add_argument("--out-dir", required=True)
+    s = add("tables", cmd_tables, "summary.csv (long form) + Markdown/HTML tables per experiment family + plot")
+    s.add_argument("--eval-dirs", nargs="+", required=True, help="evaluation folders (meta.json + metrics.csv each)")
+    s.add_argument("--out-dir", required=True, help="writes summary.csv, summary.md, summary.html and psnr.png here")
+    s.add_argument("--families", type=_json, default={},
+                   help='experiment families, JSON {"ablations": {dataset: {rung: full method}}, '
+                        '"scale_sweeps": {dataset: [methods]}}; other rows are the main comparison')
 
     s = add("sweep-table", cmd_sweep_table, "sweeps.csv (long form) + plot from inference-time sweep folders")
     s.add_argument("--sweep-dirs", nargs="+", required=True)
@@ -485,6 +611,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.add_argument("--title", default="")
     add_scale_sweep_commands(add)
+    _fill_help(p)
     return p
 
 

@@ -168,3 +168,27 @@ def eval_dir(dataset, method, scale):
 
 def all_figures():
     return sorted({f"results/tables/figures/{d}_x{s}.png" for d, _m, s in experiments()})
+
+
+def get_table_families():
+    """Experiment families of the summary tables (`mrisr tables --families`).
+
+    ablations: per dataset, each `{name, scales}` entry whose arch is also that of a method the dataset
+    lists by bare name (run at every scale) is a rung of that full method (phase_vsr_nomem -> phase_vsr,
+    minet_no_att -> minet); fixed-scale baselines of other archs (edsr, srgan on a sweep dataset) are not.
+    scale_sweeps: per dataset with an arbitrary-scale (`store: hr`) model, the methods evaluated at every
+    scale (interpolations + arbitrary-scale models).
+    """
+    ablations, sweeps = {}, {}
+    for name, d in config["datasets"].items():
+        arch = lambda m: None if m in INTERPOLATIONS else model_config(name, m)["arch"]
+        full = {arch(m): m for m in d["methods"] if isinstance(m, str) and m not in INTERPOLATIONS}
+        rungs = {e["name"]: full[arch(e["name"])] for e in d["methods"]
+                 if isinstance(e, dict) and arch(e["name"]) in full and full[arch(e["name"])] != e["name"]}
+        if rungs:
+            ablations[name] = rungs
+        models = [m for m, _s in method_entries(name) if m not in INTERPOLATIONS]
+        if any(model_config(name, m).get("store") == "hr" for m in models):
+            sweeps[name] = [m for m, _s in method_entries(name)
+                            if m in INTERPOLATIONS or model_config(name, m).get("store") == "hr"]
+    return {"ablations": ablations, "scale_sweeps": sweeps}

@@ -192,7 +192,7 @@ for _d in sweep_datasets():
         input:
             [f"{e}/metrics.csv" for job in _fig_jobs.values() for e in job["eval_dirs"]],
         output:
-            list(_fig_jobs),
+            [report(f, caption="../report/figures_sweep.rst", category="Figures", subcategory=_d) for f in _fig_jobs],
         params:
             jobs=json.dumps(_fig_jobs, sort_keys=True),
         log:
@@ -213,8 +213,13 @@ for _d in sweep_datasets():
         output:
             csv=f"results/tables/scale_sweep_{_d}.csv",
             md=f"results/tables/scale_sweep_{_d}.md",
-            plot=f"results/tables/scale_sweep_{_d}.png",
+            html=report(f"results/tables/scale_sweep_{_d}.html", caption="../report/scale_sweep_table.rst",
+                        category="Tables", subcategory="Scale sweeps"),
+            plot=report(f"results/tables/scale_sweep_{_d}.png", caption="../report/scale_sweep_plot.rst",
+                        category="Plots"),
             tables=list(_tables),
+            tables_html=[report(t.removesuffix(".md") + ".html", caption="../report/methods_table.rst",
+                                category="Tables", subcategory="Scale sweeps") for t in _tables],
         params:
             dataset=_d,
             methods=[m for m, _s in sweep_methods(_d)],

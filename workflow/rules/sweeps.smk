@@ -88,7 +88,9 @@ rule sweep_table:
         [f"{sweep_dir(*e)}/metrics.csv" for e in sweep_experiments()],
     output:
         csv="results/tables/sweeps.csv",
-        plot="results/tables/sweeps.png",
+        html=report("results/tables/sweeps.html", caption="../report/sweeps_table.rst", category="Tables",
+                    subcategory="Hyper-parameter studies"),
+        plot=report("results/tables/sweeps.png", caption="../report/sweeps_plot.rst", category="Plots"),
     params:
         dirs=[sweep_dir(*e) for e in sweep_experiments()],
     log:
@@ -110,7 +112,9 @@ rule cost:
                            for m in cost_methods(wc.dataset, wc.scale) if m not in INTERPOLATIONS],
     output:
         csv="results/tables/cost_{dataset}_x{scale}.csv",
-        plot="results/tables/cost_{dataset}_x{scale}.png",
+        html=report("results/tables/cost_{dataset}_x{scale}.html", caption="../report/cost_table.rst",
+                    category="Tables", subcategory="Cost"),
+        plot=report("results/tables/cost_{dataset}_x{scale}.png", caption="../report/cost_plot.rst", category="Plots"),
     params:
         lr_dir=lr_dir,
         specs=lambda wc: [m if m in INTERPOLATIONS else f"{m}=results/models/{wc.dataset}/{m}/x{wc.scale}/model.pt"

@@ -25,6 +25,7 @@ from matplotlib.figure import Figure
 
 from mrisr.errors import InputError
 from mrisr.evaluate.inference import CUBIC_METHODS, super_resolve
+from mrisr.evaluate.table_format import Table, write_table_files
 from mrisr.evaluate.run import Subject, load_subject, read_split_test
 from mrisr.grid import format_scale
 from mrisr.io import atomic_path
@@ -99,13 +100,33 @@ def measure_costs(specs: list[MethodSpec], split_file: Path, lr_dir: Path, datas
     return rows
 
 
+def cost_table(rows: list[dict]) -> Table:
+    """Parameters and speed per method (fewest parameters / most frames per second in bold)."""
+    first = rows[0] if rows else {"dataset": "?", "scale": "?", "frames": 0, "repeats": 0, "device": "?"}
+    table = Table(f"{first['dataset']} ×{first['scale']}: parameters and inference speed",
+                  ["method", "parameters", "seconds / cine", "frames / s"],
+                  note=f"Whole-cine super-resolution of the first test subject ({first['frames']} frames), median of "
+                       f"{first['repeats']} timed runs on {first['device']}; compare rows of this table only.")
+    for r in rows:
+        table.rows.append([str(r["method"]), f"{int(r['n_params']):,}", f"{float(r['seconds']):.3f}",
+                           f"{float(r['frames_per_s']):.1f}"])
+    models = [int(r["n_params"]) if int(r["n_params"]) > 0 else None for r in rows]  # interpolations: no parameters
+    table.mark_best(1, models, lower_is_better=True)
+    table.mark_best(3, [float(r["frames_per_s"]) for r in rows], lower_is_better=False, digits=1)
+    return table
+
+
 def write_cost_csv(path: Path, rows: list[dict]) -> None:
+    """The cost CSV, then its Markdown and HTML renderings beside it (same stem; atomic writes)."""
+    path = Path(path)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COST_COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    with atomic_path(Path(path)) as tmp:
+    with atomic_path(path) as tmp:
         tmp.write_text(buf.getvalue())
+    write_table_files([cost_table(rows)], "Model cost", "Trainable parameters and inference frames per second.",
+                      path.with_suffix(".md"), path.with_suffix(".html"))
 
 
 def cost_plot(rows: list[dict], out_png: Path, title: str = "") -> None:

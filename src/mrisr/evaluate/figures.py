@@ -13,11 +13,13 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from mrisr.errors import InputError
-from mrisr.evaluate.tables import LOWER_IS_BETTER, column_label, method_order, read_summary
+from mrisr.evaluate.tables import LOWER_IS_BETTER, method_order, read_summary
 from mrisr.io import atomic_path, read_json
 
 EXAMPLE_KEYS = ("lr", "sr", "hr")
 ERROR_CMAP = "inferno"  # errors are not intensities: a distinct map avoids confusion
+MAX_COLS = 6  # panels per row: 6 × PANEL_IN inches at 120 dpi ≈ 1500 px, a page (or report) width
+PANEL_IN = 2.0
 
 
 def _figure(figsize: tuple[float, float]) -> Figure:
@@ -54,8 +56,15 @@ def _show(ax, img: np.ndarray, title: str, **kw):
     return im
 
 
+def panel_grid(n_panels: int, max_cols: int = MAX_COLS) -> tuple[int, int]:
+    """(rows, columns) that hold n panels in rows of at most max_cols (a page-wide figure)."""
+    cols = max(1, min(max_cols, n_panels))
+    return -(-n_panels // cols), cols
+
+
 def comparison_figure(eval_dirs: list[Path], out_png: Path, title: str = "") -> None:
-    """LR | bicubic | each model | HR | |SR−HR| per method (shared error scale)."""
+    """LR | bicubic | each model | HR, then |SR−HR| per method (shared error scale), wrapped into
+    rows of at most MAX_COLS panels so the figure fits a page (≤ ~1600 px at 120 dpi)."""
     examples = dict(_load_example(Path(d)) for d in eval_dirs)
     if not examples:
         raise InputError(out_png, "no evaluation folders given")
@@ -67,18 +76,27 @@ def comparison_figure(eval_dirs: list[Path], out_png: Path, title: str = "") -> 
     hr = first["hr"]
     errors = {m: np.abs(np.clip(examples[m]["sr"], 0, 1) - hr) for m in methods}
     err_max = max(float(max(e.max() for e in errors.values())), 1e-6)
-    n = len(methods) * 2 + 2
-    fig = _figure((2.2 * n, 2.8))
-    axes = fig.subplots(1, n, squeeze=False)[0]
+    # Images (LR, methods, HR) start a row block and the error maps start the next one, so an
+    # error map never sits beside an image it is not the error of.
+    img_rows, cols = panel_grid(len(methods) + 2)
+    err_rows = -(-len(methods) // cols)
+    fig = _figure((PANEL_IN * cols + 0.6, (PANEL_IN + 0.35) * (img_rows + err_rows)))
+    grid = fig.subplots(img_rows + err_rows, cols, squeeze=False)
+    img_axes = list(grid[:img_rows].ravel())
+    err_axes = list(grid[img_rows:].ravel())
     gray = {"cmap": "gray", "vmin": 0.0, "vmax": 1.0}
-    _show(axes[0], first["lr"], "LR", **gray)
-    for ax, m in zip(axes[1:], methods):
+    _show(img_axes[0], first["lr"], "LR", **gray)
+    for ax, m in zip(img_axes[1:], methods):
         _show(ax, examples[m]["sr"], m, **gray)
-    _show(axes[len(methods) + 1], hr, "HR", **gray)
+    _show(img_axes[len(methods) + 1], hr, "HR", **gray)
     im = None
-    for ax, m in zip(axes[len(methods) + 2 :], methods):
+    for ax, m in zip(err_axes, methods):
         im = _show(ax, errors[m], f"|{m} − HR|", cmap=ERROR_CMAP, vmin=0.0, vmax=err_max)
-    fig.colorbar(im, ax=list(axes[len(methods) + 2 :]), fraction=0.02, pad=0.01)
+        ax.title.set_fontsize(7)
+    for ax in img_axes[len(methods) + 2:] + err_axes[len(methods):]:
+        ax.set_visible(False)
+    # the colour bar takes its width from every column alike, so images and their error maps stay aligned
+    fig.colorbar(im, ax=list(grid.ravel()), fraction=0.02, pad=0.02, label="|SR − HR| (error maps)")
     if title:
         fig.suptitle(title)
     _save(fig, out_png)

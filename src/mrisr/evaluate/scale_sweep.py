@@ -10,7 +10,6 @@ from its eval folder's meta.json.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Sequence
 
@@ -19,11 +18,13 @@ import pandas as pd
 from mrisr.errors import InputError
 from mrisr.evaluate.figures import _figure, _save, comparison_figure
 from mrisr.evaluate.run import evaluate
-from mrisr.evaluate.tables import format_cell, method_order, read_summary
+from mrisr.evaluate.table_format import Table, decimals, format_cell, method_order, metric_label, n_text, write_table_files
+from mrisr.evaluate.tables import scales_by_method_table, read_summary
 from mrisr.grid import format_scale
 from mrisr.io import atomic_path, read_json
 
 SWEEP_METRICS = ("psnr", "ssim")
+SWEEP_NOTE = "Mean ± sample std over the n test subjects (std n/a when n = 1); best in bold."
 
 
 def evaluate_scales(method: str, model_path: Path | None, split_file: Path, lr_root: Path, out_root: Path,
@@ -63,17 +64,11 @@ def sweep_frame(summary_csv: Path, dataset: str, methods: Sequence[str]) -> pd.D
     return pd.DataFrame(rows)
 
 
-def sweep_markdown(wide: pd.DataFrame, dataset: str, methods: Sequence[str]) -> str:
-    head = [f"# Scale sweep: {dataset}", "",
-            "One trained model per method, evaluated at every scale; mean ± sample std over test subjects.", "",
-            "| scale | " + " | ".join(f"{m} {x.upper()}" for m in methods for x in SWEEP_METRICS) + " |",
-            "|---|" + "---:|" * (len(methods) * len(SWEEP_METRICS))]
-    lines = []
-    for r in wide.itertuples(index=False):
-        r = r._asdict()
-        cells = [format_cell(r[f"{m}_{x}_mean"], r[f"{m}_{x}_std"], x) for m in methods for x in SWEEP_METRICS]
-        lines.append(f"| ×{r['scale']} | " + " | ".join(cells) + " |")
-    return "\n".join(head + lines) + "\n"
+def sweep_table(summary_csv: Path, dataset: str, methods: Sequence[str]) -> Table:
+    """The sweep as a table (rows = scales), rendered by the same code as summary.md's sweep section."""
+    df = read_summary(Path(summary_csv))
+    sub = df[(df["dataset"] == dataset) & df["method"].isin(methods) & df["metric"].isin(SWEEP_METRICS)]
+    return scales_by_method_table(sub, f"{dataset}: one model per method at every scale", list(methods))
 
 
 def sweep_plot(wide: pd.DataFrame, out_png: Path, dataset: str, methods: Sequence[str]) -> None:
@@ -100,15 +95,16 @@ def write_scale_sweep(summary_csv: Path, dataset: str, methods: Sequence[str], o
     wide = sweep_frame(summary_csv, dataset, methods)
     with atomic_path(Path(out_csv)) as tmp:
         wide.to_csv(tmp, index=False)
-    with atomic_path(Path(out_md)) as tmp:
-        tmp.write_text(sweep_markdown(wide, dataset, methods))
+    write_table_files([sweep_table(summary_csv, dataset, methods)], f"Scale sweep: {dataset}", SWEEP_NOTE,
+                      Path(out_md), Path(out_md).with_suffix(".html"))
     sweep_plot(wide, Path(out_png), dataset, methods)
     return wide
 
 
 def fixed_scale_table(summary_csv: Path, eval_dirs: Sequence[Path], out_md: Path) -> str:
-    """Methods at one dataset × scale (the paper's Table 1): PSNR, SSIM mean ± std and the
-    parameter count from each eval folder's meta.json (0 for interpolations)."""
+    """Methods at one dataset × scale (the paper's Table 1): n, PSNR, SSIM mean ± std and the
+    parameter count from each eval folder's meta.json (0 for interpolations); Markdown at out_md,
+    HTML beside it. Returns the Markdown."""
     df = read_summary(Path(summary_csv))
     metas = [read_json(Path(d) / "meta.json") for d in eval_dirs]
     if not metas:
@@ -116,21 +112,24 @@ def fixed_scale_table(summary_csv: Path, eval_dirs: Sequence[Path], out_md: Path
     dataset, scale = str(metas[0]["dataset"]), format_scale(metas[0]["scale"])
     params = {str(m["method"]).lower(): int(m.get("n_params", 0)) for m in metas}
     sub = df[(df["dataset"] == dataset) & (df["scale"] == scale)]
-    lines = [f"# {dataset} ×{scale}", "", "Mean ± sample std over test subjects.", "",
-             "| method | PSNR | SSIM | parameters |", "|---|---:|---:|---:|"]
+    table = Table(f"{dataset} ×{scale}", ["method", "n", metric_label("psnr"), metric_label("ssim"), "parameters"])
+    best: dict[str, list[float]] = {metric: [] for metric in SWEEP_METRICS}
     for m in method_order(params):
-        cells = []
+        cells, ns = [], []
         for metric in SWEEP_METRICS:
             hit = sub[(sub["method"] == m) & (sub["metric"] == metric)]
             if len(hit) != 1:
                 raise InputError(summary_csv, f"no {metric} row for {dataset} ×{scale} {m}")
-            mean, std = float(hit["mean"].iloc[0]), float(hit["std"].iloc[0])
-            cells.append(format_cell(mean, 0.0 if math.isnan(std) else std, metric))
-        lines.append(f"| {m} | {cells[0]} | {cells[1]} | {params[m]:,} |")
-    text = "\n".join(lines) + "\n"
-    with atomic_path(Path(out_md)) as tmp:
-        tmp.write_text(text)
-    return text
+            mean, std, n = float(hit["mean"].iloc[0]), float(hit["std"].iloc[0]), int(hit["n"].iloc[0])
+            cells.append(format_cell(mean, std, metric, n))
+            best[metric].append(mean)
+            ns.append(n)
+        table.rows.append([m, n_text(ns), *cells, f"{params[m]:,}"])
+    for j, metric in enumerate(SWEEP_METRICS):
+        table.mark_best(j + 2, best[metric], lower_is_better=False, digits=decimals(metric))
+    write_table_files([table], f"{dataset} ×{scale}: every method", SWEEP_NOTE, Path(out_md),
+                      Path(out_md).with_suffix(".html"))
+    return Path(out_md).read_text(encoding="utf-8")
 
 
 def comparison_figures(jobs: dict[str, dict]) -> None:

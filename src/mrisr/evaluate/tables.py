@@ -1,27 +1,40 @@
-"""Summary tables: summary.csv (the one table) and a paper-style summary.md built from it.
+"""Summary tables: summary.csv (the one table) and paper-style tables built from it.
 
 summary.csv is long form (dataset,task,scale,method,metric,mean,std,n); every
 other table, plot and the report read it back rather than recomputing, so the
-numbers can never disagree between outputs.
+numbers can never disagree between outputs. summary.md / summary.html hold one
+section per experiment family — main comparison (per dataset: methods × scales,
+PSNR and SSIM side by side), ablations, scale sweeps, the UDEAN paper tables —
+with n shown and the std given as n/a for a single test subject.
 """
 
 from __future__ import annotations
 
-import math
+import html
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from mrisr.errors import InputError
-from mrisr.evaluate.udean_tables import udean_markdown
+from mrisr.evaluate.table_format import (BASELINES, DECIMALS, LABELS, LOWER_IS_BETTER, Table, decimals, format_cell,
+                                         html_page, lower_is_better, method_order, metric_label, n_text, to_html,
+                                         to_markdown)
+from mrisr.evaluate.udean_tables import udean_tables
 from mrisr.grid import format_scale
 from mrisr.io import atomic_path, read_json
 
+__all__ = ["BASELINES", "DECIMALS", "LOWER_IS_BETTER", "Families", "format_cell", "method_order", "read_summary",
+           "summarize", "summary_html", "summary_markdown", "write_tables"]
+
 SUMMARY_COLUMNS = ["dataset", "task", "scale", "method", "metric", "mean", "std", "n"]
 KEY_COLUMNS = ["dataset", "task", "scale", "method"]
-BASELINES = ("bicubic", "tricubic")  # listed first in every table
-LOWER_IS_BETTER = frozenset({"nmse", "mse", "rmse", "mae"})
-DECIMALS = {"psnr": 2, "ssim": 4, "nmse": 4}
+PAIRED = (("psnr", "ssim"), ("cardiac_psnr", "cardiac_ssim"))
+MAIN, ABLATIONS, SCALE_SWEEPS, UDEAN = ("Main comparison", "Ablations", "Scale sweeps",
+                                        "UDEAN paper tables (Tables I and II)")
+NOTE = ("Mean ± sample std over the n test subjects (std n/a when n = 1); best per column in bold "
+        "(per scale in the sweeps); ↑ higher / ↓ lower is better. Inference-time hyper-parameter sweeps and "
+        "model cost are separate tables (sweeps.*, cost_*.*).")
 STR_DTYPES = {"dataset": str, "task": str, "scale": str, "method": str, "metric": str}
 
 
@@ -98,67 +111,157 @@ def read_summary(summary_csv: Path) -> pd.DataFrame:
     return df
 
 
-def method_order(methods) -> list[str]:
-    """Baselines first, then the others in their order of appearance."""
-    uniq = list(dict.fromkeys(methods))
-    return [m for m in BASELINES if m in uniq] + [m for m in uniq if m not in BASELINES]
+@dataclass(frozen=True)
+class Families:
+    """Which summary rows belong to which experiment family (the workflow knows, from the config).
+
+    ablations: dataset -> {ablation method: the full method it is a rung of};
+    scale_sweeps: dataset -> the methods evaluated at every scale (interpolation + arbitrary-scale).
+    Everything else is the main comparison. Without families every row is main comparison.
+    """
+
+    ablations: dict[str, dict[str, str]] = field(default_factory=dict)
+    scale_sweeps: dict[str, list[str]] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, obj: dict | None) -> "Families":
+        obj = obj or {}
+        unknown = set(obj) - {"ablations", "scale_sweeps"}
+        if unknown:
+            raise ValueError(f"families: unknown keys {sorted(unknown)} (expected ablations, scale_sweeps)")
+        return cls({d: dict(m) for d, m in (obj.get("ablations") or {}).items()},
+                   {d: list(m) for d, m in (obj.get("scale_sweeps") or {}).items()})
 
 
-def format_cell(mean: float, std: float, metric: str) -> str:
-    # ROI variants (cardiac_psnr, ...) share the precision of the metric they restrict.
-    d = DECIMALS.get(metric, DECIMALS.get(metric.rsplit("_", 1)[-1], 4))
-    return f"{mean:.{d}f} ± {std:.{d}f}"
+def metric_groups(metrics) -> list[tuple[str, ...]]:
+    """Metrics shown side by side: (psnr, ssim), (cardiac_psnr, cardiac_ssim), then each other one alone."""
+    present = list(dict.fromkeys(metrics))
+    groups = [g for g in PAIRED if any(m in present for m in g)]
+    groups = [tuple(m for m in g if m in present) for g in groups]
+    paired = {m for g in groups for m in g}
+    return groups + [(m,) for m in present if m not in paired]
 
 
-def column_label(dataset: str, scale: str) -> str:
-    return f"{dataset} ×{scale}"
+def _cells(df: pd.DataFrame) -> dict[tuple[str, str, str], tuple[float, float, int]]:
+    return {(r.method, r.scale, r.metric): (float(r.mean), float(r.std), int(r.n)) for r in df.itertuples()}
 
 
-def metric_table(df: pd.DataFrame, metric: str) -> str:
-    """One Markdown table for one task × metric: methods × (dataset ×scale), best bold."""
-    sub = df[df["metric"] == metric]
-    cols = list(dict.fromkeys(zip(sub["dataset"], sub["scale"])))
-    methods = method_order(sub["method"])
-    cells = {(r.method, r.dataset, r.scale): (float(r.mean), float(r.std)) for r in sub.itertuples()}
-    pick = min if metric in LOWER_IS_BETTER else max
-    best = {}
-    for c in cols:
-        means = [cells[(m, *c)][0] for m in methods if (m, *c) in cells and not math.isnan(cells[(m, *c)][0])]
-        best[c] = pick(means) if means else None
-    lines = ["| method | " + " | ".join(column_label(*c) for c in cols) + " |"]
-    lines.append("|---|" + "---:|" * len(cols))
+def _row_n(scale_n: list[tuple[str, int]]) -> str:
+    """n of a table row: one number when every scale has the same test subjects, else 'n (×s)' per scale."""
+    per_scale = dict(scale_n)
+    if len(set(per_scale.values())) <= 1:
+        return n_text(per_scale.values())
+    return " / ".join(f"{n} (×{s})" for s, n in per_scale.items())
+
+
+def methods_by_scale_table(df: pd.DataFrame, title: str, methods: list[str], scales: list[str],
+                           metrics: tuple[str, ...], note: str = "") -> Table:
+    """Rows = methods; columns = n, then for every scale the metrics side by side; best per column bold."""
+    cells = _cells(df)
+    cols = [(s, k) for s in scales for k in metrics]
+    table = Table(title, ["method", "n"] + [f"×{s} {metric_label(k)}" for s, k in cols], note=note)
     for m in methods:
-        row = []
-        for c in cols:
-            if (m, *c) not in cells:
-                row.append("–")
-                continue
-            mean, std = cells[(m, *c)]
-            text = format_cell(mean, std, metric)
-            row.append(f"**{text}**" if mean == best[c] else text)
-        lines.append(f"| {m} | " + " | ".join(row) + " |")
-    return "\n".join(lines)
+        hits = [cells.get((m, s, k)) for s, k in cols]
+        table.rows.append([m, _row_n([(s, h[2]) for h, (s, _k) in zip(hits, cols) if h])]
+                          + ["–" if h is None else format_cell(h[0], h[1], k, h[2]) for h, (_s, k) in zip(hits, cols)])
+    for j, (s, k) in enumerate(cols):
+        values = [cells[(m, s, k)][0] if (m, s, k) in cells else None for m in methods]
+        table.mark_best(j + 2, values, lower_is_better(k), decimals(k))
+    return table
 
 
-def summary_markdown(df: pd.DataFrame) -> str:
-    """Per task, per metric: a paper-style table (mean ± std over test subjects)."""
-    parts = ["# Results", "", "Mean ± sample std over test subjects; best per column in bold.", ""]
-    arrow = {True: "lower is better", False: "higher is better"}
-    for task in dict.fromkeys(df["task"]):
-        tdf = df[df["task"] == task]
-        for metric in dict.fromkeys(tdf["metric"]):
-            parts += [f"## {task}: {metric.upper()} ({arrow[metric in LOWER_IS_BETTER]})", ""]
-            parts += [metric_table(tdf, metric), ""]
-    parts += udean_markdown(df)  # the UDEAN paper's Tables I and II, where its methods ran
+def scales_by_method_table(df: pd.DataFrame, title: str, methods: list[str], metrics: tuple[str, ...] = ("psnr", "ssim"),
+                           note: str = "") -> Table:
+    """A scale sweep: rows = scales (ascending, those every method ran at); columns = n, then per method
+    the metrics side by side; best per row bold."""
+    cells = _cells(df)
+    scales = sorted(set.intersection(*(set(df[df["method"] == m]["scale"]) for m in methods)), key=float) if methods else []
+    cols = [(m, k) for m in methods for k in metrics]
+    table = Table(title, ["scale", "n"] + [f"{m} {metric_label(k)}" for m, k in cols], note=note)
+    for i, s in enumerate(scales):
+        hits = [cells.get((m, s, k)) for m, k in cols]
+        table.rows.append([f"×{s}", n_text(h[2] for h in hits if h)]
+                          + ["–" if h is None else format_cell(h[0], h[1], k, h[2]) for h, (_m, k) in zip(hits, cols)])
+        for k in metrics:  # best method per scale and metric
+            idx = [j for j, (_m, kk) in enumerate(cols) if kk == k]
+            vals = {j: round(hits[j][0], decimals(k)) for j in idx if hits[j] is not None}  # as shown
+            if len(vals) >= 2:
+                best = (min if lower_is_better(k) else max)(vals.values())
+                table.bold |= {(i, j + 2) for j, v in vals.items() if v == best}
+    return table
+
+
+def _dataset_tables(df: pd.DataFrame, dataset: str, methods: list[str], scales: list[str], heading: str) -> list[Table]:
+    sub = df[(df["dataset"] == dataset) & df["method"].isin(methods) & df["scale"].isin(scales)]
+    if sub.empty:
+        return []
+    task = str(sub["task"].iloc[0])
+    present = [m for m in methods if m in set(sub["method"])]
+    return [methods_by_scale_table(sub, f"{dataset} ({task}){heading}: {' / '.join(LABELS.get(k, k.upper()) for k in g)}",
+                                   present, [s for s in scales if s in set(sub["scale"])], g)
+            for g in metric_groups(sub["metric"])]
+
+
+def family_tables(df: pd.DataFrame, families: Families) -> dict[str, list[Table]]:
+    """{family title: tables} from summary.csv rows: main comparison, ablations, scale sweeps."""
+    out: dict[str, list[Table]] = {MAIN: [], ABLATIONS: [], SCALE_SWEEPS: []}
+    for dataset in dict.fromkeys(df["dataset"]):
+        ddf = df[df["dataset"] == dataset]
+        ablations = families.ablations.get(dataset, {})
+        sweep = families.scale_sweeps.get(dataset, [])
+        all_scales = sorted(set(ddf["scale"]), key=float)
+        main_methods = [m for m in method_order(ddf["method"]) if m not in ablations]
+        if sweep:  # the sweep methods' many scales go to the sweep table; main = scales of the other methods
+            others = ddf[~ddf["method"].isin(sweep) & ~ddf["method"].isin(list(ablations))]
+            main_scales = sorted(set(others["scale"]), key=float)
+        else:
+            main_scales = all_scales
+        out[MAIN] += _dataset_tables(df, dataset, main_methods, main_scales, "")
+        if ablations:
+            rungs = [m for m in ablations if m in set(ddf["method"])]
+            scales = sorted(set(ddf[ddf["method"].isin(rungs)]["scale"]), key=float)
+            full = list(dict.fromkeys(ablations[m] for m in rungs))
+            out[ABLATIONS] += _dataset_tables(df, dataset, rungs + full, scales, " ablations")
+        if sweep:
+            sub = ddf[ddf["method"].isin(sweep)]
+            present = [m for m in sweep if m in set(sub["method"])]
+            if present:
+                title = f"{dataset} ({sub['task'].iloc[0]}): one model per method at every scale"
+                out[SCALE_SWEEPS].append(scales_by_method_table(sub, title, present))
+    return out
+
+
+def summary_tables(df: pd.DataFrame, families: Families | None = None) -> list[tuple[str, list[Table]]]:
+    """[(section title, tables)] in document order; empty sections left out."""
+    sections = list(family_tables(df, families or Families()).items())
+    sections.append((UDEAN, udean_tables(df)))
+    return [(t, tables) for t, tables in sections if tables]
+
+
+def summary_markdown(df: pd.DataFrame, families: Families | None = None) -> str:
+    """Paper-style tables per experiment family (PSNR and SSIM side by side, n shown)."""
+    parts = ["# Results", "", NOTE, ""]
+    for title, tables in summary_tables(df, families):
+        parts += [f"## {title}", ""] + [to_markdown(t) for t in tables]
     return "\n".join(parts)
 
 
-def write_tables(eval_dirs: list[Path], out_dir: Path) -> None:
-    """summary.csv, then summary.md built from summary.csv as read back (atomic writes)."""
+def summary_html(df: pd.DataFrame, families: Families | None = None) -> str:
+    """The same tables as one self-contained HTML page (shown inline by `snakemake --report`)."""
+    body = ["<h1>Results</h1>", f'<p class="note">{html.escape(NOTE)}</p>']
+    for title, tables in summary_tables(df, families):
+        body += [f"<h2>{html.escape(title)}</h2>"] + [to_html(t) for t in tables]
+    return html_page("mrisr results", "\n".join(body) + "\n")
+
+
+def write_tables(eval_dirs: list[Path], out_dir: Path, families: Families | None = None) -> None:
+    """summary.csv, then summary.md and summary.html built from summary.csv as read back (atomic writes)."""
     out_dir = Path(out_dir)
     summary_csv = out_dir / "summary.csv"
     with atomic_path(summary_csv) as tmp:
         summarize(eval_dirs).to_csv(tmp, index=False)
-    md = summary_markdown(read_summary(summary_csv))
+    df = read_summary(summary_csv)
     with atomic_path(out_dir / "summary.md") as tmp:
-        tmp.write_text(md)
+        tmp.write_text(summary_markdown(df, families), encoding="utf-8")
+    with atomic_path(out_dir / "summary.html") as tmp:
+        tmp.write_text(summary_html(df, families), encoding="utf-8")
