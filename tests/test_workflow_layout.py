@@ -157,3 +157,26 @@ def test_dot_test_config_dry_runs(tmp_path: Path) -> None:
     out = snakemake("-n", "all", "--directory", str(tmp_path), "--configfile",
                     str(REPO / ".test/config/config.yaml"), "--cores", "1").stdout
     assert "synth" in out and "Job stats" in out
+
+
+def schema_keys(node: object) -> set[str]:
+    """Every property name anywhere in the config schema."""
+    keys: set[str] = set()
+    if isinstance(node, dict):
+        for k, v in (node.get("properties") or {}).items():
+            keys.add(k)
+            keys |= schema_keys(v)
+        for k, v in node.items():
+            if k != "properties":
+                keys |= schema_keys(v)
+    elif isinstance(node, list):
+        for v in node:
+            keys |= schema_keys(v)
+    return keys
+
+
+def test_config_readme_documents_every_key() -> None:
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    documented = set(re.findall(r"^\| `(\w+)` \|", (REPO / "config/README.md").read_text(), re.M))
+    keys = schema_keys(schema)
+    assert len(keys) > 50 and keys <= documented, sorted(keys - documented)
