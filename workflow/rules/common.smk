@@ -10,8 +10,11 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from mrisr.kinds import DEGRADATIONS, GROUP_STORES, STORES, WINDOWS
-from mrisr.kinds import degradation_name as _degradation_folder
+# This checkout's mrisr, also where Snakemake runs without it installed (the conda route):
+# kinds.py is plain data, so the Snakemake process imports no torch.
+sys.path.insert(0, os.path.join(workflow.basedir, "src"))
+from mrisr.kinds import DEGRADATIONS, GROUP_STORES, STORES, WINDOWS  # noqa: E402
+from mrisr.kinds import degradation_name as _degradation_folder  # noqa: E402
 
 with open(workflow.source_path("../schemas/config.schema.yaml")) as _f:
     _SCHEMA = yaml.safe_load(_f)
