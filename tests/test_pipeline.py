@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 from snakemake_runner import REPO, run_snakemake
 
 
@@ -188,8 +189,10 @@ def test_bad_override_fails_with_dataset_and_method(tmp_path: Path) -> None:
 def test_html_report_embeds_tables_and_figures(pipeline: Path) -> None:
     report = pipeline / "results/report.html"
     # as documented: no --cores (threads are a callable, so nothing asks for workflow.cores)
+    cfg = pipeline / "report_config.yaml"  # TINY itself: other tests leave edited configs in config.yaml
+    cfg.write_text(yaml.safe_dump(TINY))
     run = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-                          "--directory", str(pipeline), "--configfile", str(pipeline / "config.yaml"),
+                          "--directory", str(pipeline), "--configfile", str(cfg),
                           "--report", str(report)], capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     html = report.read_text(errors="replace")

@@ -201,11 +201,6 @@ def subjects(dataset):
         return json.load(f)["subjects"]
 
 
-def series_of(dataset):
-    d = ds(dataset)
-    return [d["target"]] + ([d["reference"]] if d.get("reference") else [])
-
-
 def get_raw_dir(wildcards):
     raw = ds(wildcards.dataset)["raw"]
     return raw["dir"] if "dir" in raw else f"resources/raw/{wildcards.dataset}"
