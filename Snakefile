@@ -1,5 +1,6 @@
 # mrisr: raw MRI -> prepared -> split -> degraded -> patches -> trained -> evaluated -> tables.
 # Rules are thin: each calls one `mrisr <stage>` CLI with arguments built from `config`.
+# One rule file per stage (workflow/rules/); every function the rules use is in common.smk.
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -12,12 +13,14 @@ if not workflow.config_settings.configfiles:
     configfile: "config/config.yaml"
 
 
-
-# Bookkeeping rules run where Snakemake runs (the login node), not as cluster jobs.
+# Bookkeeping rules run where Snakemake runs (the login node), not as cluster jobs; downloads
+# too (compute nodes often have no internet access). batched.smk adds its own.
 localrules:
     all,
+    download,
     inventory,
     split,
+    groups,
     tables,
     figure,
 
@@ -29,17 +32,17 @@ include: "workflow/rules/patches.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
-include: "workflow/rules/sweeps.smk"
-include: "workflow/rules/scale_sweep.smk"
-include: "workflow/rules/udean.smk"
+include: "workflow/rules/batched.smk"
 
 
 rule all:
+    """Every table, figure and trained model (weights + model card) the config asks for."""
     input:
         "results/tables/summary.csv",
         "results/tables/summary.md",
         "results/tables/psnr.png",
-        all_figures(),
-        sweep_targets(),
-        scale_sweep_targets(),
+        get_figure_targets(),
+        get_study_targets(),
+        get_scale_sweep_targets(),
+        get_model_targets(),
     default_target: True

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import copy
 import re
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import h5py
@@ -16,7 +18,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from snakemake_runner import run_snakemake
+import yaml
+from snakemake_runner import REPO, run_snakemake
 
 
 TINY = {
@@ -143,6 +146,19 @@ def test_new_scale_reruns_only_that_dataset(pipeline: Path) -> None:
     assert "dataset=tiny_cine" not in run.stdout and "dataset=tiny_volume" not in run.stdout
 
 
+@pytest.mark.slow
+def test_deleted_model_is_retrained(pipeline: Path, tmp_path: Path) -> None:
+    """`all` asks for every model's weights and card: a deleted model folder is planned again."""
+    work = tmp_path / "work"
+    shutil.copytree(pipeline, work, symlinks=True)  # copy2 keeps mtimes: the copy is up to date
+    shutil.rmtree(work / "results/models/tiny_volume/edsr/x2")
+    run = snakemake(work, TINY, "all", "-n")
+    assert run.returncode == 0, run.stderr[-3000:]
+    counts = job_counts(run.stdout)
+    assert counts["train"] == 1 and "results/models/tiny_volume/edsr/x2/model.pt" in run.stdout
+    assert "dataset=tiny_cine" not in run.stdout
+
+
 def test_bad_config_key_fails_with_its_name(tmp_path: Path) -> None:
     cfg = copy.deepcopy(TINY)
     cfg["datasets"]["tiny_cine"]["scalez"] = [2]
@@ -172,7 +188,12 @@ def test_bad_override_fails_with_dataset_and_method(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_html_report_embeds_tables_and_figures(pipeline: Path) -> None:
     report = pipeline / "results/report.html"
-    run = snakemake(pipeline, TINY, "--report", str(report))
+    # as documented: no --cores (threads are a callable, so nothing asks for workflow.cores)
+    cfg = pipeline / "report_config.yaml"  # TINY itself: other tests leave edited configs in config.yaml
+    cfg.write_text(yaml.safe_dump(TINY))
+    run = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+                          "--directory", str(pipeline), "--configfile", str(cfg),
+                          "--report", str(report)], capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     html = report.read_text(errors="replace")
     assert "summary.csv" in html and "tiny_cine_x2.png" in html

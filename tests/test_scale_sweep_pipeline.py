@@ -132,7 +132,8 @@ def test_paper_config_plans_one_training_and_one_sweep_job_per_method(tmp_path: 
     assert proc.returncode == 0, proc.stderr[-3000:]
     block = (proc.stdout + proc.stderr).split("Job stats:", 1)[1]
     counts = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", block, re.M)}
-    assert counts["train_arbitrary"] == 1 and counts["train"] == 2  # meta_srgan once; edsr, srgan at x2
+    assert counts["train"] == 3  # meta_srgan once (models/.../any/); edsr, srgan at x2
+    assert "results/models/brats_slices/meta_srgan/any/model.pt" in proc.stdout
     assert counts["evaluate_scales_brats_slices_bicubic"] == 1
     assert counts["evaluate_scales_brats_slices_meta_srgan"] == 1
     assert counts["evaluate"] == 2 and counts["degrade_scales_brats_slices"] == 4 and "degrade" not in counts

@@ -92,12 +92,12 @@ def rule_block(out: str, rule: str) -> str:
 
 
 def test_dag_runs_sweeps_cost_and_external_set(staged: Path) -> None:
-    run = snakemake(staged, "all", "-n")
+    run = snakemake(staged, "all", "-n", "-p")
     assert run.returncode == 0, run.stderr[-4000:]
     counts = job_counts(run.stdout)
     # 2 swept keys × 2 values; models trained once (none for the external set); evaluations:
     # 3 methods on tiny_cine + 2 on tiny_cine_ext.
-    assert counts["sweep_evaluate"] == 4 and counts["sweep_table"] == 1 and counts["cost"] == 1
+    assert counts["study_evaluate"] == 4 and counts["study_table"] == 1 and counts["cost"] == 1
     assert counts["train"] == 2 and counts["evaluate"] == 5
     assert "results/models/tiny_cine_ext" not in run.stdout
     # the external set is evaluated with the model trained on tiny_cine
@@ -105,8 +105,10 @@ def test_dag_runs_sweeps_cost_and_external_set(staged: Path) -> None:
     assert len(ext_eval) == 1 and "results/models/tiny_cine/phase_vsr/x2/model.pt" in ext_eval[0]
     # the main summary never reads sweep folders; sweeps go to their own table
     assert "/sweep/" not in rule_block(run.stdout, "tables")
-    assert "results/eval/tiny_cine/phase_vsr/x2/sweep/omega2/metrics.csv" in rule_block(run.stdout, "sweep_table")
+    assert "results/eval/tiny_cine/phase_vsr/x2/sweep/omega2/metrics.csv" in rule_block(run.stdout, "study_table")
     assert "vsr2w0-x2_train.h5" in run.stdout  # the no-memory rung has its own (warm-up free) store
+    # clip stores come from the `clips` rule, its frames/warm-up read from the path's wildcards
+    assert "--clip 2 0 --out results/tiny_cine/patches/vsr2w0-x2_train.h5" in run.stdout
 
 
 def test_clip_store_holds_cyclic_clips_of_the_lr_cine(staged: Path) -> None:

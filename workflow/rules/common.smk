@@ -1,13 +1,20 @@
-# Config validation and the small functions that turn config into rule arguments.
+# Config validation and every function the rules use. Rule files hold rules only (stage by stage);
+# a rule's input/param functions are the `get_*` functions here (`snakemake --lint` asks for this).
 import copy
 import json
-import re
+import os
 import sys
 
 import jsonschema
 import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
+
+# This checkout's mrisr, also where Snakemake runs without it installed (the conda route):
+# kinds.py is plain data, so the Snakemake process imports no torch.
+sys.path.insert(0, os.path.join(workflow.basedir, "src"))
+from mrisr.kinds import DEGRADATIONS, GROUP_STORES, STORES, WINDOWS  # noqa: E402
+from mrisr.kinds import degradation_name as _degradation_folder  # noqa: E402
 
 with open(workflow.source_path("../schemas/config.schema.yaml")) as _f:
     _SCHEMA = yaml.safe_load(_f)
@@ -25,8 +32,16 @@ _check_schema(config)
 validate(config, "../schemas/config.schema.yaml")
 __import__("mrisr.config_check").config_check.check_config(config)  # start-up errors needing the model registry: one line naming the key
 
-# `python -m mrisr` of the interpreter running Snakemake: works without activating the venv.
-MRISR = f"{sys.executable} -m mrisr"
+# Every rule runs `python -m mrisr <stage>`. Without --sdm conda, `python` is the interpreter running
+# Snakemake (its venv's bin/ goes first on PATH, so nothing needs activating); with --sdm conda,
+# Snakemake puts the rule's env (envs/*.yaml: the dependencies) first. Either way this checkout's
+# src/ is on PYTHONPATH, so every job imports the mrisr next to this Snakefile.
+# Neither variable is required to be set beforehand, hence no `envvars:` assertion.
+os.environ.update(
+    PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]),
+    PYTHONPATH=os.pathsep.join(p for p in [os.path.join(workflow.basedir, "src"), os.environ.get("PYTHONPATH", "")] if p),
+)
+
 INTERPOLATIONS = {"bicubic", "tricubic"}
 TASK_OF_KIND = {"cine": "sisr2d", "multicontrast": "mcsr", "volume": "sisr3d", "slices": "sisr2d"}
 SCALE_RE = r"[0-9]+(\.[0-9]+)?"
@@ -36,16 +51,19 @@ wildcard_constraints:
     subject=r"[A-Za-z0-9_\-]+",
     method=r"[a-z0-9_]+",
     scale=SCALE_RE,
+    # models/{dataset}/{method}/{scale_dir}: x{scale} (fixed-scale model) or any (store: hr)
+    scale_dir=rf"x{SCALE_RE}|any",
     split="train|val|test",
-    task=r"[a-z0-9]+",
-    degradation=r"[a-z_]+(-hamming)?",
+    task="|".join(sorted(set(TASK_OF_KIND.values()))),
+    frames=r"[0-9]+",
+    warmup=r"[0-9]+",
+    degradation="|".join(_degradation_folder(m, w) for m in DEGRADATIONS for w in WINDOWS),
+    kind="|".join(GROUP_STORES),
+    key=r"[a-z][a-z_]*",
+    value=r"-?[0-9]+",
 
 
-def job_threads():
-    """Threads of each compute job (train/evaluate/sweeps): config `job_threads`, 0 = all cores."""
-    return min(config["job_threads"], workflow.cores) if config["job_threads"] else workflow.cores
-
-
+# ---------------------------------------------------------------------------- config lookups
 def fmt_scale(s):
     return f"{float(s):g}"
 
@@ -60,7 +78,7 @@ def task_of(dataset):
 
 def degradation_name(dataset):
     d = ds(dataset)["degradation"]
-    return d["mode"] + ("-hamming" if d["window"] != "none" else "")
+    return _degradation_folder(d["mode"], d["window"])
 
 
 def deep_merge(base, override):
@@ -92,6 +110,11 @@ def model_config(dataset, method):
     return copy.deepcopy(_MODEL_CONFIGS[key])  # callers may edit their copy
 
 
+def store_of(dataset, method):
+    """The model's `store` kind (mrisr.kinds.STORES): which train store it reads."""
+    return STORES[model_config(dataset, method).get("store", "patches")]
+
+
 def method_entries(dataset):
     """[(method, scales)] of a dataset: a bare name runs at every scale of the dataset."""
     d = ds(dataset)
@@ -108,15 +131,27 @@ def train_dataset(dataset):
     return ds(dataset).get("train_from") or dataset
 
 
-def store_task(dataset, method):
-    """Patch-store task of a model: the dataset's task for patch pairs, vsr{frames}w{warmup} for clips."""
+def is_arbitrary(dataset, method):
+    """An arbitrary-scale model (store: hr): trained once into models/{dataset}/{method}/any/."""
+    return method not in INTERPOLATIONS and store_of(dataset, method).train == "hr"
+
+
+def clip_of(dataset, method):
+    """(frames, warm-up frames) of a video model's clips."""
     cfg = model_config(dataset, method)
-    if cfg.get("store", "patches") == "clips":
-        return f"vsr{cfg['train'].get('clip_frames', 7)}w{cfg['args'].get('n_warmup', 6)}"
-    return task_of(dataset)
+    return cfg["train"].get("clip_frames", 7), cfg["args"].get("n_warmup", 6)
 
 
-def check_config():
+def pair_store(dataset, method, scale, split):
+    """The pair store of a fixed-scale model: patches/{task}-x{s}_{split}.h5, clips for video models."""
+    if store_of(dataset, method).train == "clips":
+        frames, warmup = clip_of(dataset, method)
+        return f"results/{dataset}/patches/vsr{frames}w{warmup}-x{scale}_{split}.h5"
+    return f"results/{dataset}/patches/{task_of(dataset)}-x{scale}_{split}.h5"
+
+
+def check_workflow_config():
+    """Cross-key checks the schema cannot express (one line naming the key)."""
     for name, d in config["datasets"].items():
         for m, scales in method_entries(name):
             if not set(map(float, scales)) <= set(map(float, d["scales"])):
@@ -134,28 +169,232 @@ def check_config():
             raise ValueError(f"config: datasets.{name}: kind multicontrast needs `reference`")
 
 
-check_config()
+check_workflow_config()
 
 
+def get_threads(wildcards):
+    """Threads of each compute job (train/evaluate/studies): config `job_threads`, 0 = all cores.
+    A callable, so commands that run no job (--dag, --report, --summary, --lint) need no --cores."""
+    try:
+        cores = workflow.cores
+    except WorkflowError:  # no --cores given: nothing runs, the number only labels the job
+        return config["job_threads"] or 1
+    return min(config["job_threads"], cores) if config["job_threads"] else cores
+
+
+def get_train_env():
+    """The train rule's conda env (path relative to train.smk): the CUDA build of torch with
+    `device: cuda`, else the CPU build (`auto` on a GPU node: set `device: cuda` with --sdm conda)."""
+    return "../../envs/train-cuda.yaml" if config["device"] == "cuda" else "../../envs/train.yaml"
+
+
+def get_device():
+    """Inference device: `auto` evaluates on the CPU (training alone picks CUDA when it has one)."""
+    return "cpu" if config["device"] == "auto" else config["device"]
+
+
+# ---------------------------------------------------------------------------- data
 def subjects(dataset):
     """Subjects listed by the inventory checkpoint (re-evaluated once it has run)."""
     with open(checkpoints.inventory.get(dataset=dataset).output[0]) as f:
         return json.load(f)["subjects"]
 
 
-def series_of(dataset):
-    d = ds(dataset)
-    return [d["target"]] + ([d["reference"]] if d.get("reference") else [])
+def get_raw_dir(wildcards):
+    raw = ds(wildcards.dataset)["raw"]
+    return raw["dir"] if "dir" in raw else f"resources/raw/{wildcards.dataset}"
 
 
-def lr_dir(wc):
-    return f"results/{wc.dataset}/lr/{degradation_name(wc.dataset)}/x{wc.scale}"
+def get_raw_marker(wildcards):
+    """The file whose presence means the raw folder is complete (none for a user's `dir`)."""
+    raw = ds(wildcards.dataset)["raw"]
+    if "dir" in raw:
+        return []
+    marker = "manifest.json" if "synth" in raw else "download.json"
+    return f"resources/raw/{wildcards.dataset}/{marker}"
 
 
-def all_lr(wc):
-    return expand("{dir}/{subject}.nii.gz", dir=lr_dir(wc), subject=subjects(wc.dataset))
+# Only the source keys: a changed URL or checksum reruns the download, nothing else does.
+DOWNLOAD_KEYS = ("url", "sha256", "auth_env", "archive")
 
 
+def get_archives(wildcards):
+    """A hand-fetched archive is an input: Snakemake names it when it is missing."""
+    archive = ds(wildcards.dataset)["raw"].get("archive")
+    return [] if archive is None else [archive] if isinstance(archive, str) else list(archive)
+
+
+def get_download_spec(wildcards):
+    # auth_env is the variable's NAME; its value never reaches the command line or the log.
+    return json.dumps({k: v for k, v in ds(wildcards.dataset)["raw"].items() if k in DOWNLOAD_KEYS},
+                      sort_keys=True)
+
+
+def get_synth_params(wildcards):
+    return json.dumps(ds(wildcards.dataset)["raw"]["synth"].get("params", {}), sort_keys=True)
+
+
+def get_reader_options(wildcards):
+    return json.dumps(ds(wildcards.dataset)["reader_options"])
+
+
+def get_split_ratios(wildcards):
+    """An external test set (train_from) puts every subject in test."""
+    return [0, 0, 1] if ds(wildcards.dataset).get("train_from") else ds(wildcards.dataset)["split"]
+
+
+def group(dataset, name):
+    """A UDEAN data group (target/source/val/test subjects) from the groups checkpoint."""
+    with open(checkpoints.groups.get(dataset=dataset).output[0]) as f:
+        return json.load(f)[name]
+
+
+# ---------------------------------------------------------------------------- degrade
+def get_prepared(wildcards):
+    """The subject's prepared folder, complete once its manifest (written last) exists."""
+    return f"results/{wildcards.dataset}/prepared/{wildcards.subject}/manifest.json"
+
+
+def get_hr(wildcards):
+    """The prepared HR target series a degradation reads (listed in the prepared manifest)."""
+    return f"results/{wildcards.dataset}/prepared/{wildcards.subject}/{ds(wildcards.dataset)['target']}.nii.gz"
+
+
+def get_series_meta(wildcards):
+    return json.dumps({"dataset": wildcards.dataset, "subject": wildcards.subject,
+                       "series": ds(wildcards.dataset)["target"]})
+
+
+def get_motion_ranges(wildcards):
+    return json.dumps(ds(wildcards.dataset).get("motion", {}))
+
+
+def lr_dir(dataset, scale):
+    return f"results/{dataset}/lr/{degradation_name(dataset)}/x{scale}"
+
+
+def get_lr_dir(wildcards):
+    return lr_dir(wildcards.dataset, wildcards.scale)
+
+
+def get_lr_file(wildcards):
+    return f"{lr_dir(wildcards.dataset, wildcards.scale)}/{wildcards.subject}.nii.gz"
+
+
+def get_all_lr(wildcards):
+    """Every subject's LR at this scale (each LR sidecar names its prepared HR: hr_source)."""
+    return expand("{dir}/{subject}.nii.gz", dir=get_lr_dir(wildcards), subject=subjects(wildcards.dataset))
+
+
+def nearest_dir(dataset, scale):
+    return f"results/{dataset}/lr/nearest/x{scale}"
+
+
+# ---------------------------------------------------------------------------- patches
+def get_reference_arg(wildcards):
+    ref = ds(wildcards.dataset).get("reference")
+    return f"--reference {ref}" if ref else ""
+
+
+def get_patch_count(wildcards):
+    return ds(wildcards.dataset)["patches"][f"{wildcards.split}_per_subject"]
+
+
+def get_all_prepared(wildcards):
+    return expand("results/{d}/prepared/{s}/manifest.json", d=wildcards.dataset, s=subjects(wildcards.dataset))
+
+
+def get_group_volumes(wildcards):
+    """Every volume a UDEAN group store is cut from (so each subject's job runs first)."""
+    d, kind = wildcards.dataset, wildcards.kind
+    lr = lr_dir(d, wildcards.scale)
+    target = group(d, "target")
+    if kind == "nearest_pairs":
+        return [f"{nearest_dir(d, wildcards.scale)}/{s}.nii.gz" for s in group(d, "source")]
+    files = [f"{lr}/{s}.nii.gz" for s in target]
+    if kind == "udean_unpaired":
+        files += [f"{lr}/{s}.nii.gz" for s in group(d, "source")]
+    if kind in ("misaligned_pairs", "udean_misaligned"):
+        files += [f"results/{d}/motion/{s}.nii.gz" for s in target]
+    if kind == "registered_pairs":
+        files += [f"results/{d}/registered/x{wildcards.scale}/{s}.nii.gz" for s in target]
+    return files
+
+
+def get_group_lr_dir(wildcards):
+    if wildcards.kind == "nearest_pairs":
+        return nearest_dir(wildcards.dataset, wildcards.scale)
+    return lr_dir(wildcards.dataset, wildcards.scale)
+
+
+def get_group_hr_arg(wildcards):
+    """HR folder replacing the LR sidecars' hr_source, where the group's HR is not the prepared one."""
+    if wildcards.kind in ("misaligned_pairs", "udean_misaligned"):
+        return f"--hr-dir results/{wildcards.dataset}/motion"
+    if wildcards.kind == "registered_pairs":
+        return f"--hr-dir results/{wildcards.dataset}/registered/x{wildcards.scale}"
+    return ""
+
+
+# ---------------------------------------------------------------------------- train
+def get_train_store(wildcards, split):
+    """The store a model trains (split "train") or validates on: HR-only for an arbitrary-scale
+    model (models/.../any/), a UDEAN group store for `train` of a group-store model, else pairs."""
+    d, m = wildcards.dataset, wildcards.method
+    if wildcards.scale_dir == "any":
+        return f"results/{d}/patches/{task_of(d)}-hr_{split}.h5"
+    scale = wildcards.scale_dir[1:]
+    kind = model_config(d, m).get("store", "patches")
+    if split == "train" and kind in GROUP_STORES:
+        return f"results/{d}/patches/groups/{kind}-x{scale}_train.h5"
+    return pair_store(d, m, scale, split)
+
+
+def train_config(dataset, method, arbitrary):
+    """What the training loop sees: the model config minus pipeline-only keys; an arbitrary-scale
+    model also gets the dataset's degradation (the LR made on the fly must be the LR it is
+    evaluated on)."""
+    cfg = copy.deepcopy(model_config(dataset, method))
+    is_video = cfg.pop("store", "patches") == "clips"
+    cfg.pop("sweeps", None)
+    clip_frames = cfg["train"].pop("clip_frames", 7)
+    if is_video:  # video models infer in clips of the length they were trained on: a model arg
+        cfg["args"] = {**(cfg.get("args") or {}), "clip_frames": clip_frames}
+    if arbitrary:
+        deg = ds(dataset)["degradation"]
+        cfg["train"]["degradation"], cfg["train"]["window"] = deg["mode"], deg["window"]
+    return cfg
+
+
+def get_train_config(wildcards):
+    """Only this (dataset, method) entry: editing another model's config never retrains this one."""
+    cfg = train_config(wildcards.dataset, wildcards.method, wildcards.scale_dir == "any")
+    return json.dumps(cfg, sort_keys=True)
+
+
+def get_gpus(wildcards):
+    return 1 if config["device"] == "cuda" else 0
+
+
+def model_dir(dataset, method, scale):
+    """Where the model evaluated at `scale` lives: x{scale}/, or any/ for an arbitrary-scale model."""
+    src = train_dataset(dataset)
+    return f"results/models/{src}/{method}/{'any' if is_arbitrary(src, method) else f'x{scale}'}"
+
+
+def get_model_targets():
+    """Weights and model card of every trained model, so `all` retrains a deleted one."""
+    out = set()
+    for name, d in config["datasets"].items():
+        if d.get("train_from"):
+            continue
+        for method, scales in method_entries(name):
+            if method not in INTERPOLATIONS:
+                out |= {f"{model_dir(name, method, fmt_scale(s))}/{f}" for s in scales for f in ("model.pt", "card.md")}
+    return sorted(out)
+
+
+# ---------------------------------------------------------------------------- evaluate
 def experiments():
     """(dataset, method, scale) of every evaluation the config asks for."""
     return [(name, m, fmt_scale(s)) for name, d in config["datasets"].items()
@@ -166,7 +405,141 @@ def eval_dir(dataset, method, scale):
     return f"results/eval/{dataset}/{method}/x{scale}"
 
 
-def all_figures():
+def get_model(wildcards):
+    if wildcards.method in INTERPOLATIONS:
+        return []
+    return f"results/models/{train_dataset(wildcards.dataset)}/{wildcards.method}/x{wildcards.scale}/model.pt"
+
+
+def get_model_arg(wildcards, input):
+    return f"--model {input.model}" if input.model else ""
+
+
+# Inference-time studies (a model's `sweeps: {key: [values]}` config key, e.g. Ω stages, warm-up
+# frames n): the trained model re-evaluated with `mrisr evaluate --set key=value`, no retraining,
+# into eval/{dataset}/{method}/x{scale}/sweep/{key}{value}/. Not experiments: `tables` never reads
+# them (summary.csv holds the main runs only); tables/sweeps.csv (+ .png) collects them. They run
+# on the datasets that train the model, at the method's largest scale (the paper's Ω / n study is
+# at ×4): one study costs one evaluation per value. "Scale sweep" (below) is the other thing: one
+# arbitrary-scale model evaluated at every scale.
+def study_experiments():
+    """(dataset, method, scale, key, value) of every configured inference-time study."""
+    out = []
+    for name, d in config["datasets"].items():
+        if d.get("train_from"):
+            continue
+        for method, scales in method_entries(name):
+            if method in INTERPOLATIONS:
+                continue
+            studies = model_config(name, method).get("sweeps") or {}
+            scale = fmt_scale(max(map(float, scales)))
+            out += [(name, method, scale, key, int(v)) for key, values in studies.items() for v in values]
+    return out
+
+
+def study_dir(dataset, method, scale, key, value):
+    return f"{eval_dir(dataset, method, scale)}/sweep/{key}{value}"
+
+
+def get_study_dir(wildcards):
+    return study_dir(wildcards.dataset, wildcards.method, wildcards.scale, wildcards.key, wildcards.value)
+
+
+def get_study_metrics(wildcards):
+    return [f"{study_dir(*e)}/metrics.csv" for e in study_experiments()]
+
+
+def get_study_dirs(wildcards):
+    return [study_dir(*e) for e in study_experiments()]
+
+
+def cost_experiments():
+    """(dataset, scale) of each training dataset with a video (clip-store) model: its largest scale.
+    Cost = parameters and inference frames/s of every method there (the cine paper's Fig. 4a)."""
+    out = []
+    for name, d in config["datasets"].items():
+        if d.get("train_from"):
+            continue
+        if any(m not in INTERPOLATIONS and store_of(name, m).train == "clips" for m, _s in method_entries(name)):
+            out.append((name, fmt_scale(max(map(float, d["scales"])))))
+    return out
+
+
+def get_cost_models(wildcards):
+    return [f"results/models/{wildcards.dataset}/{m}/x{wildcards.scale}/model.pt"
+            for m in methods_at(wildcards.dataset, wildcards.scale) if m not in INTERPOLATIONS]
+
+
+def get_cost_specs(wildcards):
+    return [m if m in INTERPOLATIONS else f"{m}=results/models/{wildcards.dataset}/{m}/x{wildcards.scale}/model.pt"
+            for m in methods_at(wildcards.dataset, wildcards.scale)]
+
+
+def get_study_targets():
+    targets = []
+    if study_experiments():
+        targets += ["results/tables/sweeps.csv", "results/tables/sweeps.png"]
+    for d, s in cost_experiments():
+        targets += [f"results/tables/cost_{d}_x{s}.csv", f"results/tables/cost_{d}_x{s}.png"]
+    return targets
+
+
+# ---------------------------------------------------------------------------- scale sweep (batched.smk)
+# A dataset with an arbitrary-scale model is a "scale-sweep dataset": every listed scale is an
+# ordinary experiment, but its many scales are batched (one process per subject / method).
+def scale_sweep_datasets():
+    return [d for d in config["datasets"] if any(is_arbitrary(d, m) for m, _s in method_entries(d))]
+
+
+def scale_sweep_methods(dataset):
+    """[(method, scales)] evaluated in one job per method: interpolations and arbitrary-scale models."""
+    return [(m, s) for m, s in method_entries(dataset) if m in INTERPOLATIONS or is_arbitrary(dataset, m)]
+
+
+def table_scales(dataset):
+    """Scales where a fixed-scale model runs: each gets a methods table (Table 1)."""
+    fixed = [s for m, scales in method_entries(dataset)
+             if m not in INTERPOLATIONS and not is_arbitrary(dataset, m) for s in scales]
+    return sorted({fmt_scale(s) for s in fixed}, key=float)
+
+
+def arbitrary_model(dataset, method):
+    return f"results/models/{train_dataset(dataset)}/{method}/any/model.pt"
+
+
+def get_lr_root(wildcards, output):
+    """lr/{degradation} of a batched degrade job: the folder above its x{scale}/ outputs."""
+    return os.path.dirname(os.path.dirname(output.nii[0]))
+
+
+def get_eval_root(wildcards, output):
+    """eval/{dataset}/{method} of a batched evaluate job: the folder above its x{scale}/ outputs."""
+    return os.path.dirname(os.path.dirname(output[0]))
+
+
+def scales_text(scales):
+    return " ".join(fmt_scale(s) for s in scales)
+
+
+def batched_rule_names():
+    """Names of the rules batched.smk generates for this config (one family per scale-sweep dataset)."""
+    names = []
+    for d in scale_sweep_datasets():
+        names += [f"degrade_scales_{d}", f"figures_{d}", f"scale_sweep_{d}"]
+        names += [f"evaluate_scales_{d}_{m}" for m, _s in scale_sweep_methods(d)]
+    return names
+
+
+def get_scale_sweep_targets():
+    out = []
+    for d in scale_sweep_datasets():
+        out += [f"results/tables/scale_sweep_{d}.{ext}" for ext in ("csv", "md", "png")]
+        out += [f"results/tables/{d}_x{s}_methods.md" for s in table_scales(d)]
+    return out
+
+
+# ---------------------------------------------------------------------------- report
+def get_figure_targets():
     return sorted({f"results/tables/figures/{d}_x{s}.png" for d, _m, s in experiments()})
 
 

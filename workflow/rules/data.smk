@@ -1,8 +1,5 @@
-# raw -> inventory (checkpoint) -> prepared/{subject}/ -> split.json
-# raw comes from `synth` (built-in), `download` (url/archive, download.smk) or an existing `dir`.
-
-
-include: "download.smk"
+# Stage data: raw -> inventory (checkpoint) -> prepared/{subject}/ -> split.json (-> groups.json).
+# raw comes from `synth` (built-in), `download` (url/archive) or an existing `dir`.
 
 
 rule synth:
@@ -11,62 +8,76 @@ rule synth:
         "resources/raw/{dataset}/manifest.json",
     params:
         synth=lambda wc: ds(wc.dataset)["raw"]["synth"],
-        synth_params=lambda wc: json.dumps(ds(wc.dataset)["raw"]["synth"].get("params", {}), sort_keys=True),
+        synth_params=get_synth_params,
         seed=config["seed"],
     log:
         "logs/synth/{dataset}.log",
+    conda:
+        "../../envs/data.yaml"
     shell:
-        "{MRISR} synth --kind {params.synth[kind]} --out resources/raw/{wildcards.dataset}"
+        "python -m mrisr synth --kind {params.synth[kind]} --out resources/raw/{wildcards.dataset}"
         " --n-subjects {params.synth[n_subjects]} --seed {params.seed}"
         " --params {params.synth_params:q} > {log} 2>&1"
 
 
-def raw_dir(dataset):
-    raw = ds(dataset)["raw"]
-    return raw["dir"] if "dir" in raw else f"resources/raw/{dataset}"
-
-
-def raw_marker(wc):
-    """The file whose presence means the raw folder is complete (none for a user's `dir`)."""
-    raw = ds(wc.dataset)["raw"]
-    if "dir" in raw:
-        return []
-    marker = "manifest.json" if "synth" in raw else "download.json"
-    return f"resources/raw/{wc.dataset}/{marker}"
+rule download:
+    """raw: {url, sha256, auth_env} or {archive, sha256} -> resources/raw/{dataset}/ (+ download.json, last).
+    Fetch (resuming), verify sha256 before extracting, extract safely. Downloads are kept in
+    resources/downloads/{dataset}/ (a failed job keeps its .part file). A local rule: compute
+    nodes often have no internet access."""
+    input:
+        get_archives,
+    output:
+        "resources/raw/{dataset}/download.json",
+    params:
+        spec=get_download_spec,
+    log:
+        "logs/download/{dataset}.log",
+    conda:
+        "../../envs/data.yaml"
+    shell:
+        "python -m mrisr download --spec {params.spec:q} --out-dir resources/raw/{wildcards.dataset}"
+        " --cache-dir resources/downloads/{wildcards.dataset} > {log} 2>&1"
 
 
 checkpoint inventory:
     input:
-        raw_marker,
+        get_raw_marker,
     output:
         "results/{dataset}/inventory.json",
     params:
-        raw=lambda wc: raw_dir(wc.dataset),
+        raw=get_raw_dir,
         reader=lambda wc: ds(wc.dataset)["reader"],
-        options=lambda wc: json.dumps(ds(wc.dataset)["reader_options"]),
+        options=get_reader_options,
         exclude=lambda wc: ds(wc.dataset)["exclude_subjects"],
     log:
         "logs/inventory/{dataset}.log",
+    conda:
+        "../../envs/data.yaml"
     shell:
-        "{MRISR} inventory --reader {params.reader} --reader-options {params.options:q}"
+        "python -m mrisr inventory --reader {params.reader} --reader-options {params.options:q}"
         " --raw {params.raw:q} --exclude {params.exclude} --out {output} > {log} 2>&1"
 
 
 rule prepare:
+    """Writes prepared/{subject}/{series}.nii.gz + .json for each series, then manifest.json (the
+    list of them) last: the manifest is the declared output that stands for the subject's series."""
     input:
-        raw_marker,
+        get_raw_marker,
         inventory="results/{dataset}/inventory.json",
     output:
         "results/{dataset}/prepared/{subject}/manifest.json",
     params:
-        raw=lambda wc: raw_dir(wc.dataset),
+        raw=get_raw_dir,
         reader=lambda wc: ds(wc.dataset)["reader"],
-        options=lambda wc: json.dumps(ds(wc.dataset)["reader_options"]),
+        options=get_reader_options,
         prep=lambda wc: ds(wc.dataset)["prepare"],
     log:
         "logs/prepare/{dataset}/{subject}.log",
+    conda:
+        "../../envs/data.yaml"
     shell:
-        "{MRISR} prepare --reader {params.reader} --reader-options {params.options:q} --raw {params.raw:q}"
+        "python -m mrisr prepare --reader {params.reader} --reader-options {params.options:q} --raw {params.raw:q}"
         " --subject {wildcards.subject} --dataset {wildcards.dataset}"
         " --out-dir results/{wildcards.dataset}/prepared/{wildcards.subject}"
         " --percentiles {params.prep[percentiles]} --crop-multiple {params.prep[crop_multiple]}"
@@ -79,11 +90,31 @@ rule split:
     output:
         "results/{dataset}/split.json",
     params:
-        # An external test set (train_from) puts every subject in test.
-        ratios=lambda wc: [0, 0, 1] if ds(wc.dataset).get("train_from") else ds(wc.dataset)["split"],
+        ratios=get_split_ratios,
         seed=config["seed"],
     log:
         "logs/split/{dataset}.log",
+    conda:
+        "../../envs/data.yaml"
     shell:
-        "{MRISR} split --inventory {input} --ratios {params.ratios} --seed {params.seed}"
+        "python -m mrisr split --inventory {input} --ratios {params.ratios} --seed {params.seed}"
+        " --dataset {wildcards.dataset} --out {output} > {log} 2>&1"
+
+
+checkpoint groups:
+    """UDEAN data groups: split.json's train subjects divided into a target and a disjoint source
+    group (val/test copied)."""
+    input:
+        "results/{dataset}/split.json",
+    output:
+        "results/{dataset}/groups.json",
+    params:
+        fraction=lambda wc: ds(wc.dataset)["source_fraction"],
+        seed=config["seed"],
+    log:
+        "logs/groups/{dataset}.log",
+    conda:
+        "../../envs/data.yaml"
+    shell:
+        "python -m mrisr groups --split-file {input} --source-fraction {params.fraction} --seed {params.seed}"
         " --dataset {wildcards.dataset} --out {output} > {log} 2>&1"

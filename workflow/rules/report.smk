@@ -23,8 +23,10 @@ rule tables:
         families=lambda wc: json.dumps(get_table_families()),
     log:
         "logs/tables.log",
+    conda:
+        "../../envs/report.yaml"
     shell:
-        "{MRISR} tables --eval-dirs {params.dirs} --out-dir results/tables --families {params.families:q} > {log} 2>&1"
+        "python -m mrisr tables --eval-dirs {params.dirs} --out-dir results/tables --families {params.families:q} > {log} 2>&1"
 
 
 rule figure:
@@ -41,6 +43,8 @@ rule figure:
         dirs=lambda wc: [eval_dir(wc.dataset, m, wc.scale) for m in methods_at(wc.dataset, wc.scale)],
     log:
         "logs/figure/{dataset}_x{scale}.log",
+    conda:
+        "../../envs/report.yaml"
     shell:
-        "{MRISR} figure --eval-dirs {params.dirs} --out {output} --title '{wildcards.dataset} ×{wildcards.scale}'"
+        "python -m mrisr figure --eval-dirs {params.dirs} --out {output} --title '{wildcards.dataset} ×{wildcards.scale}'"
         " > {log} 2>&1"

@@ -1,44 +1,31 @@
-# patches/ -> models/{dataset}/{method}/x{scale}/ (model.pt written last; ckpt/ survives failed jobs)
-
-
-def store(wc, split):
-    if split == "train" and is_group_store(wc.dataset, wc.method):  # UDEAN data groups (udean.smk)
-        return group_store(wc)
-    return f"results/{wc.dataset}/patches/{store_task(wc.dataset, wc.method)}-x{wc.scale}_{split}.h5"
-
-
-def train_config(dataset, method):
-    """What the training loop sees: the model config minus pipeline-only keys."""
-    cfg = copy.deepcopy(model_config(dataset, method))
-    is_video = cfg.pop("store", "patches") == "clips"
-    cfg.pop("sweeps", None)
-    clip_frames = cfg["train"].pop("clip_frames", 7)
-    if is_video:  # video models infer in clips of the length they were trained on: a model arg
-        cfg["args"] = {**(cfg.get("args") or {}), "clip_frames": clip_frames}
-    return cfg
+# Stage train: patch stores -> models/{dataset}/{method}/{scale_dir}/ (model.pt written last;
+# ckpt/ survives failed jobs). scale_dir is x{scale} for a fixed-scale model (pair, clip or UDEAN
+# group stores) and `any` for an arbitrary-scale model (store: hr), trained ONCE per dataset on
+# HR-only stores with the dataset's degradation applied on the fly at a per-minibatch scale.
 
 
 rule train:
     input:
-        train=lambda wc: store(wc, "train"),
-        val=lambda wc: store(wc, "val"),
+        train=lambda wc: get_train_store(wc, "train"),
+        val=lambda wc: get_train_store(wc, "val"),
     output:
-        model="results/models/{dataset}/{method}/x{scale}/model.pt",
-        log_csv="results/models/{dataset}/{method}/x{scale}/log.csv",
-        card="results/models/{dataset}/{method}/x{scale}/card.md",
+        model="results/models/{dataset}/{method}/{scale_dir}/model.pt",
+        log_csv="results/models/{dataset}/{method}/{scale_dir}/log.csv",
+        card="results/models/{dataset}/{method}/{scale_dir}/card.md",
     params:
-        # Only this (dataset, method) entry: editing another model's config never retrains this one.
-        cfg=lambda wc: json.dumps(train_config(wc.dataset, wc.method), sort_keys=True),
+        cfg=get_train_config,
         seed=config["seed"],
         device=config["device"],
-    threads: job_threads()
+    threads: get_threads
     resources:
-        gpu=lambda wc: 1 if config["device"] == "cuda" else 0,
+        gpu=get_gpus,
     log:
-        "logs/train/{dataset}/{method}/x{scale}.log",
+        "logs/train/{dataset}/{method}/{scale_dir}.log",
     benchmark:
-        "benchmarks/train/{dataset}/{method}/x{scale}.tsv"
+        "benchmarks/train/{dataset}/{method}/{scale_dir}.tsv"
+    conda:
+        get_train_env()
     shell:
-        "{MRISR} train --model-config {params.cfg:q} --train {input.train} --val {input.val}"
-        " --out-dir results/models/{wildcards.dataset}/{wildcards.method}/x{wildcards.scale}"
+        "python -m mrisr train --model-config {params.cfg:q} --train {input.train} --val {input.val}"
+        " --out-dir results/models/{wildcards.dataset}/{wildcards.method}/{wildcards.scale_dir}"
         " --seed {params.seed} --device {params.device} --threads {threads} > {log} 2>&1"
