@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import Dataset
 
 from mrisr.errors import InputError
+from mrisr.memory import available_memory
 
 # A store is loaded into memory when its float32 arrays take at most this share of
 # the memory available now (the rest is for the model, the optimizer and the val store).
@@ -60,21 +61,6 @@ def store_attrs(path: str | Path) -> dict:
             return {k: _decode(k, v) for k, v in f.attrs.items()}
         except json.JSONDecodeError as err:
             raise InputError(path, f"malformed JSON attribute ({err.msg})") from None
-
-
-def available_memory() -> int:
-    """Bytes of memory available to this process now (Linux MemAvailable; else free pages)."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return 0
 
 
 def fits_in_memory(nbytes: int) -> bool:
