@@ -109,7 +109,7 @@ def test_scale_must_divide_patch(data2d: Path) -> None:
 # ---------------------------------------------------------------------------- PatchDataset reads
 @pytest.mark.parametrize("in_memory", [True, False])
 def test_dataset_reads_match_the_store_in_memory_or_not(data2d: Path, in_memory: bool) -> None:
-    """Items, batches (DataLoader's __getitems__), forked workers and a pickled copy all
+    """Items, batches, forked workers and a pickled copy all
     return the store's arrays exactly, whether the store is held in memory or read per item."""
     import pickle
 
@@ -133,7 +133,7 @@ def test_dataset_reads_match_the_store_in_memory_or_not(data2d: Path, in_memory:
     batch = next(iter(DataLoader(ds, batch_sampler=[order])))
     np.testing.assert_array_equal(batch["ref"][:, 0].numpy(), want["ref"][order])
     with pytest.raises(IndexError):
-        ds.__getitems__([0, 20])
+        ds[20]
     workers = list(DataLoader(ds, batch_size=6, num_workers=2))  # forked after the parent read
     np.testing.assert_array_equal(torch.cat([b["lr"] for b in workers])[:, 0].numpy(), want["lr"])
     clone = pickle.loads(pickle.dumps(ds))  # what a spawned worker gets: no handle, no arrays

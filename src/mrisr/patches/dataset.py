@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Sequence
 
 import h5py
 import numpy as np
@@ -120,18 +119,10 @@ class PatchDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         i = self._check(i)
         src = self._sources()
-        # np.array copies: an item never aliases the in-memory store (callers may edit it in place).
-        return {k: torch.from_numpy(np.array(src[k][i], dtype=np.float32)).unsqueeze(0) for k in self.keys}
-
-    def __getitems__(self, indices: Sequence[int]) -> list[dict[str, torch.Tensor]]:
-        """A batch of items (DataLoader calls this with a batch's indices): one gather per
-        key from memory; from disk, item reads through the already open datasets."""
-        idx = [self._check(i) for i in indices]
-        if not self.in_memory:
-            return [self[i] for i in idx]
-        src = self._sources()
-        batch = {k: torch.from_numpy(src[k][idx]).unsqueeze(1) for k in self.keys}  # fancy index: a copy
-        return [{k: batch[k][j] for k in self.keys} for j in range(len(idx))]
+        if self.in_memory:  # copy: an item never aliases the store (callers may edit it in place)
+            return {k: torch.from_numpy(src[k][i][None].copy()) for k in self.keys}
+        # h5py returns a fresh array: no second copy unless the store is not float32
+        return {k: torch.from_numpy(np.asarray(src[k][i], dtype=np.float32)[None]) for k in self.keys}
 
     def __getstate__(self) -> dict:
         # Spawned workers get the state pickled: never ship an open handle or the arrays.
