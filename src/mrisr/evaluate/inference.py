@@ -9,6 +9,7 @@ recompute their context, which cost 2× a whole-volume pass at 32-sample cores).
 
 from __future__ import annotations
 
+import weakref
 from typing import Literal, Sequence
 
 import numpy as np
@@ -131,9 +132,17 @@ def bytes_per_hr_voxel(model, factors: Sequence[int], device: str, with_ref: boo
     return SAFETY * max(per_voxel, 4.0 * LIVE_MAPS * (1 if peak else 64))
 
 
+# model -> {(factors, device, with_ref): bytes per HR voxel}: one probe per model, not per subject.
+_PROBED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
 def auto_tile_voxels(model, factors: Sequence[int], device: str, with_ref: bool) -> int:
     """The most HR voxels one forward pass may take on `device` now."""
-    per_voxel = bytes_per_hr_voxel(model, factors, device, with_ref)
+    key = (tuple(factors), str(device), with_ref)
+    probed = _PROBED.setdefault(model, {})
+    if key not in probed:
+        probed[key] = bytes_per_hr_voxel(model, factors, device, with_ref)
+    per_voxel = probed[key]
     return int(MEMORY_FRACTION * available_memory(device) / per_voxel)
 
 
