@@ -4,7 +4,7 @@ Models see (B, 1, *spatial) tensors in [0, 1]. 2D models get every 2D image
 spanned by the grid's two degraded axes as one batch item (slices and frames
 flattened into the batch); 3D models get the whole volume, cut into
 overlapping tiles only when it does not fit in the memory available (tiles
-recompute their context, which cost 2× a whole-volume pass at 32-sample cores).
+recompute their context: 2–5× a whole-volume pass at 32-sample cores).
 """
 
 from __future__ import annotations
