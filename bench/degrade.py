@@ -1,6 +1,6 @@
 """Time mrisr's k-space degradation against a bare real FFT round trip.
 
-    python bench/degrade.py [--size 256] [--repeats 3]
+    python bench/degrade.py [--quick] [--size 256] [--repeats 3]
 
 Reference: scipy.fft.rfftn + irfftn of a random float32 size³ volume
 (workers=-1), the least any k-space filter must do.  mrisr's truncate mode
@@ -17,6 +17,7 @@ from typing import Callable
 import numpy as np
 import scipy.fft
 
+import _common  # noqa: F401  (puts this checkout's src/ first on sys.path)
 from mrisr.degrade import degrade_array, kspace_lowpass
 
 GOAL = 1.3
@@ -43,7 +44,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=256, help="edge of the cubic test volume")
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per case (best kept)")
+    parser.add_argument("--quick", action="store_true", help="a 128³ volume (a few seconds)")
     args = parser.parse_args()
+    if args.quick:
+        args.size = 128
 
     x = np.random.default_rng(0).random((args.size,) * 3, dtype=np.float32)
     axes = (0, 1, 2)

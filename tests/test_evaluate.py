@@ -117,6 +117,64 @@ def test_3d_tiling_equals_whole_volume():
     np.testing.assert_allclose(tiled, whole, atol=1e-6)
 
 
+class CountingUp(NearestUp):
+    """NearestUp(2, smooth) that counts its forward passes (the probe included)."""
+
+    def __init__(self):
+        super().__init__(2, smooth=True)
+        self.calls = 0
+
+    def forward(self, lr):
+        self.calls += 1
+        return super().forward(lr)
+
+
+@pytest.mark.parametrize("free_bytes, passes", [(10**11, 1 + 1), (10**6, 1 + 4)])  # probe + volume / 2×2×1 tiles
+def test_3d_tiles_sized_from_available_memory(monkeypatch, free_bytes, passes):
+    """Default tiling: one pass when the volume fits the memory free, tiles when it does
+    not; the output is the whole-volume output either way."""
+    from mrisr.evaluate import inference
+
+    rng = np.random.default_rng(5)
+    grid = make_grid((88, 72, 40), (0, 1, 2))
+    lr = rng.random(grid.lr_shape).astype(np.float32)
+    whole = super_resolve(lr, grid, "m", model=NearestUp(2, smooth=True), tile_voxels=None)
+    monkeypatch.setattr(inference, "available_memory", lambda device: free_bytes)
+    model = CountingUp()
+    auto = super_resolve(lr, grid, "m", model=model)
+    assert model.calls == passes
+    np.testing.assert_allclose(auto, whole, atol=1e-6)
+
+
+def test_tile_core_grows_with_the_budget():
+    from mrisr.evaluate.inference import TILE_CORE_LR, TILE_OVERLAP_LR, tile_core_lr
+
+    assert tile_core_lr(1, (2, 2, 2)) == TILE_CORE_LR  # never below the least core
+    edge = 100 + 2 * TILE_OVERLAP_LR
+    assert tile_core_lr(edge**3 * 8, (2, 2, 2)) == 100  # tile = core + context, in HR voxels
+
+
+def test_probe_measures_feature_maps():
+    """A 3D conv net at LR resolution: its LIVE_MAPS (3) largest outputs, 32 + 32 + 8
+    float32 channels per LR voxel = 72·4/8 B per HR voxel at ×2, times the safety margin."""
+    from mrisr.evaluate.inference import LIVE_MAPS, SAFETY, bytes_per_hr_voxel
+
+    class Net(torch.nn.Module):
+        inputs = ("lr",)
+
+        def __init__(self):
+            super().__init__()
+            self.head, self.body = torch.nn.Conv3d(1, 32, 3, padding=1), torch.nn.Conv3d(32, 32, 3, padding=1)
+            self.tail = torch.nn.Conv3d(32, 8, 3, padding=1)
+
+        def forward(self, lr):
+            x = self.tail(self.body(self.head(lr)))  # 8 = 2³ channels → one HR voxel each
+            return x.reshape(1, 1, *[2 * n for n in lr.shape[2:]])
+
+    got = bytes_per_hr_voxel(Net(), (2, 2, 2), "cpu", with_ref=False)
+    assert LIVE_MAPS == 3 and got == pytest.approx(SAFETY * (32 + 32 + 8) * 4 / 8)
+
+
 def test_wrong_lr_shape_raises():
     grid = make_grid((16, 16), (0, 1))
     with pytest.raises(ValueError, match="LR shape"):
@@ -188,14 +246,14 @@ def test_evaluate_bicubic_end_to_end(tmp_path):
     for r in rows:  # independent recomputation with scikit-image
         hr, lr, grid = fake["hrs"][r["subject"]]
         sr = np.clip(cubic_upsample(lr, grid), 0, 1)
-        assert float(r["psnr"]) == pytest.approx(peak_signal_noise_ratio(hr.astype(np.float64), sr.astype(np.float64), data_range=1), abs=1e-9)
+        assert float(r["psnr"]) == pytest.approx(peak_signal_noise_ratio(hr, sr, data_range=1), abs=1e-9)  # float32 as stored
         per_image = [sk_ssim2d(sr[:, :, k, t].astype(np.float64), hr[:, :, k, t].astype(np.float64))
                      for k in range(hr.shape[2]) for t in range(hr.shape[3])]
         assert float(r["ssim"]) == pytest.approx(np.mean(per_image), abs=1e-9)
         assert float(r["nmse"]) == pytest.approx(np.sum((sr - hr) ** 2.0) / np.sum(hr**2.0), rel=1e-6)
         rx, ry = (widen(sl, 11, n) for sl, n in zip(detect_heart_roi(hr), hr.shape[:2]))
         assert float(r["cardiac_psnr"]) == pytest.approx(
-            peak_signal_noise_ratio(hr[rx, ry].astype(np.float64), sr[rx, ry].astype(np.float64), data_range=1), abs=1e-9)
+            peak_signal_noise_ratio(hr[rx, ry], sr[rx, ry], data_range=1), abs=1e-9)
         saved = nib.load(str(out / "sr" / f"{r['subject']}.nii.gz"))
         np.testing.assert_allclose(saved.affine, fake["affine"])
         np.testing.assert_array_equal(np.asarray(saved.dataobj), sr)

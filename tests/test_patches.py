@@ -104,3 +104,48 @@ def test_bad_sidecar_names_the_file_and_leaves_no_store(data2d: Path) -> None:
 def test_scale_must_divide_patch(data2d: Path) -> None:
     with pytest.raises(ValueError, match="divisible"):
         build_store(data2d / "p.h5", "mcsr", data2d / "split.json", "train", data2d / "lr", 2, (15, 15), 2, 0)
+
+
+# ---------------------------------------------------------------------------- PatchDataset reads
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_dataset_reads_match_the_store_in_memory_or_not(data2d: Path, in_memory: bool) -> None:
+    """Items, batches, forked workers and a pickled copy all
+    return the store's arrays exactly, whether the store is held in memory or read per item."""
+    import pickle
+
+    import torch
+    from torch.utils.data import DataLoader
+
+    from mrisr.patches.dataset import PatchDataset
+
+    build(data2d, data2d / "p.h5")
+    with h5py.File(data2d / "p.h5") as f:
+        want = {k: f[k][:].astype(np.float32) for k in ("lr", "ref", "hr")}
+    ds = PatchDataset(data2d / "p.h5", ("lr", "ref", "hr"), in_memory=in_memory)
+    assert ds.in_memory is in_memory
+    item = ds[7]
+    for k in want:
+        assert item[k].dtype == torch.float32 and item[k].shape == (1, *want[k].shape[1:])
+        np.testing.assert_array_equal(item[k][0].numpy(), want[k][7])
+    item["hr"] += 1  # an item is a copy: editing it leaves the dataset unchanged
+    np.testing.assert_array_equal(ds[7]["hr"][0].numpy(), want["hr"][7])
+    order = [5, 0, 19, 5, -1]
+    batch = next(iter(DataLoader(ds, batch_sampler=[order])))
+    np.testing.assert_array_equal(batch["ref"][:, 0].numpy(), want["ref"][order])
+    with pytest.raises(IndexError):
+        ds[20]
+    workers = list(DataLoader(ds, batch_size=6, num_workers=2))  # forked after the parent read
+    np.testing.assert_array_equal(torch.cat([b["lr"] for b in workers])[:, 0].numpy(), want["lr"])
+    clone = pickle.loads(pickle.dumps(ds))  # what a spawned worker gets: no handle, no arrays
+    assert clone._file is None and clone._arrays is None
+    np.testing.assert_array_equal(clone[19]["hr"][0].numpy(), want["hr"][19])
+
+
+def test_dataset_chooses_memory_by_available_memory(data2d: Path, monkeypatch) -> None:
+    from mrisr.patches import dataset
+
+    build(data2d, data2d / "p.h5")
+    monkeypatch.setattr(dataset, "available_memory", lambda: 10**12)
+    assert dataset.PatchDataset(data2d / "p.h5").in_memory
+    monkeypatch.setattr(dataset, "available_memory", lambda: 1000)  # 20 patches × (8² + 16²) × 4 B > 250 B
+    assert not dataset.PatchDataset(data2d / "p.h5").in_memory

@@ -123,10 +123,16 @@ def downsample_matrix(ag: AxisGrid, n_hr: int, n_lr: int) -> np.ndarray:
 
 
 def apply_matrices(x: np.ndarray, mats: dict[int, np.ndarray]) -> np.ndarray:
-    """Apply a (n_out × n_in) matrix along each listed axis of x (separable resampling)."""
+    """Apply a (n_out × n_in) matrix along each listed axis of x (separable resampling).
+
+    Runs in x's precision (float32 for float32 images): float64 matrices would promote
+    the whole volume to float64 (2.3–3.5× slower, twice the memory) for differences
+    of ~1e-7 on [0, 1] images. The result is float32.
+    """
     out = np.asarray(x)
+    dtype = np.result_type(out.dtype, np.float32)
     for axis, m in mats.items():
-        out = np.moveaxis(np.tensordot(m, np.moveaxis(out, axis, 0), axes=(1, 0)), 0, axis)
+        out = np.moveaxis(np.tensordot(m.astype(dtype, copy=False), np.moveaxis(out, axis, 0), axes=(1, 0)), 0, axis)
     return out.astype(np.float32, copy=False)
 
 

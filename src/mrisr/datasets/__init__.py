@@ -1,9 +1,26 @@
-"""Built-in data generators, real-format readers, prepare and split."""
+"""Built-in data generators, real-format readers, prepare and split.
 
-from mrisr.datasets.base import Reader, Series
-from mrisr.datasets.prepare import prepare_subject
-from mrisr.datasets.readers import get_reader
-from mrisr.datasets.split import make_split
-from mrisr.datasets.synth import write_synth
+Names are imported lazily: `mrisr prepare` with one reader must not import the
+generators or the other readers' libraries (SimpleITK, h5py, scikit-image).
+"""
 
-__all__ = ["Reader", "Series", "get_reader", "make_split", "prepare_subject", "write_synth"]
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "Reader": "base",
+    "Series": "base",
+    "get_reader": "readers",
+    "make_split": "split",
+    "prepare_subject": "prepare",
+    "write_synth": "synth",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'mrisr.datasets' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"mrisr.datasets.{_EXPORTS[name]}"), name)

@@ -6,15 +6,13 @@ Each returns canonical RAS float32 Series; every problem is an InputError naming
 
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
 
 import numpy as np
 
 from mrisr.datasets.base import Series, candidate_dirs, check_name, find_subject_dirs, subject_dir
-from mrisr.datasets.dsb import DsbReader
-from mrisr.datasets.fastmri import FastmriReader
-from mrisr.datasets.nifti_folder import NiftiFolderReader
 from mrisr.errors import InputError
 from mrisr.io import read_nifti
 
@@ -169,14 +167,28 @@ class HcpReader:
         return [Series("t1w", data, affine, {"source": str(path), "contrast": "t1w"})]
 
 
-READERS = {"acdc": AcdcReader, "brats": BratsReader, "dsb": DsbReader, "fastmri": FastmriReader,
-           "hcp": HcpReader, "nifti": NiftiFolderReader}
+# name -> (module, class): a reader's module (and its libraries: SimpleITK, h5py,
+# scikit-image) is imported only when that reader is asked for.
+READERS: dict[str, tuple[str, str]] = {
+    "acdc": ("mrisr.datasets.readers", "AcdcReader"),
+    "brats": ("mrisr.datasets.readers", "BratsReader"),
+    "dsb": ("mrisr.datasets.dsb", "DsbReader"),
+    "fastmri": ("mrisr.datasets.fastmri", "FastmriReader"),
+    "hcp": ("mrisr.datasets.readers", "HcpReader"),
+    "nifti": ("mrisr.datasets.nifti_folder", "NiftiFolderReader"),
+}
+
+
+def reader_class(name: str) -> type:
+    if name not in READERS:
+        raise ValueError(f"unknown reader {name!r}; known: {sorted(READERS)}")
+    module, cls = READERS[name]
+    return getattr(importlib.import_module(module), cls)
 
 
 def get_reader(name: str, **options):
-    if name not in READERS:
-        raise ValueError(f"unknown reader {name!r}; known: {sorted(READERS)}")
+    cls = reader_class(name)
     try:
-        return READERS[name](**options)
+        return cls(**options)
     except TypeError as err:
         raise ValueError(f"reader {name!r}: bad options {options}: {err}") from None

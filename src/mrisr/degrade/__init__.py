@@ -1,21 +1,32 @@
 """HR → LR degradation: k-space low-pass/truncation (rfftn), Keys-cubic resize,
-and motion simulation (SimpleITK).  Every LR image comes with its mrisr.grid.Grid."""
+and motion simulation (SimpleITK).  Every LR image comes with its mrisr.grid.Grid.
 
-from mrisr.degrade.kspace import WINDOWS, kspace_lowpass, kspace_truncate
-from mrisr.degrade.motion import STAGE_ID_MOTION, apply_motion, draw_motion, motion_file
-from mrisr.degrade.pipeline import MODES, degrade_array, degrade_file, lr_affine, sidecar_path
+Names are imported lazily: `mrisr degrade` must not pay for SimpleITK (motion only).
+"""
 
-__all__ = [
-    "MODES",
-    "WINDOWS",
-    "STAGE_ID_MOTION",
-    "kspace_lowpass",
-    "kspace_truncate",
-    "degrade_array",
-    "lr_affine",
-    "degrade_file",
-    "sidecar_path",
-    "draw_motion",
-    "apply_motion",
-    "motion_file",
-]
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "MODES": "pipeline",
+    "WINDOWS": "kspace",
+    "STAGE_ID_MOTION": "motion",
+    "kspace_lowpass": "kspace",
+    "kspace_truncate": "kspace",
+    "degrade_array": "pipeline",
+    "lr_affine": "pipeline",
+    "degrade_file": "pipeline",
+    "sidecar_path": "pipeline",
+    "draw_motion": "motion",
+    "apply_motion": "motion",
+    "motion_file": "motion",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'mrisr.degrade' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"mrisr.degrade.{_EXPORTS[name]}"), name)

@@ -3,23 +3,27 @@
 Models see (B, 1, *spatial) tensors in [0, 1]. 2D models get every 2D image
 spanned by the grid's two degraded axes as one batch item (slices and frames
 flattened into the batch); 3D models get the whole volume, cut into
-overlapping tiles only when it is too large to run in one piece.
+overlapping tiles only when it does not fit in the memory available (tiles
+recompute their context: 2–5× a whole-volume pass at 32-sample cores).
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+import weakref
+from typing import Literal, Sequence
 
 import numpy as np
 
 from mrisr.grid import Grid, cubic_upsample, integer_scale
 
 CUBIC_METHODS = ("bicubic", "tricubic")
-# Volumes above this many HR voxels run in tiles (a 64-channel float32 feature map
-# of 2**22 voxels is 1 GiB; a few of them alive at once fits any GPU we target).
-TILE_VOXELS = 2**22
-TILE_CORE_LR = 32  # LR samples each tile contributes, per axis
+TILE_VOXELS: Literal["auto"] = "auto"  # default: size tiles from the memory available (auto_tile_voxels)
+TILE_CORE_LR = 32  # least LR samples each tile contributes, per axis
 TILE_OVERLAP_LR = 8  # LR context on each side, discarded (covers the receptive field)
+MEMORY_FRACTION = 0.5  # share of the available (device) memory one forward pass may plan to use
+LIVE_MAPS = 3  # feature maps alive at once in a no-grad pass (input, output, skip) ...
+SAFETY = 2.0  # ... times this margin for allocator slack and workspaces
+PROBE_LR = 12  # LR edge of the probe volume that measures feature-map sizes
 
 
 def image_axes(grid: Grid, ndim: int) -> tuple[int, ...]:
@@ -88,7 +92,74 @@ def _axis_tiles(n: int, core: int, overlap: int) -> list[tuple[int, int, int, in
     return tiles
 
 
-def _run_tiled(model, lr: np.ndarray, ref: np.ndarray | None, factors: Sequence[int], device: str) -> np.ndarray:
+def available_memory(device: str) -> int:
+    """Bytes free for tensors on `device` now (CUDA: free device memory; else host MemAvailable)."""
+    import torch
+
+    if str(device).startswith("cuda"):
+        free, _ = torch.cuda.mem_get_info(torch.device(device))
+        return int(free)
+    from mrisr.memory import available_memory as host_available
+
+    return host_available()
+
+
+def bytes_per_hr_voxel(model, factors: Sequence[int], device: str, with_ref: bool) -> float:
+    """Peak bytes a no-grad forward pass needs per HR voxel, measured on a small probe:
+    the LIVE_MAPS largest module outputs (feature maps scale with the volume) × SAFETY.
+    A model the probe cannot run gets a conservative 64 float32 channels × LIVE_MAPS."""
+    import torch
+
+    sizes: list[int] = []
+
+    def record(_module, _inputs, output) -> None:
+        if isinstance(output, torch.Tensor):
+            sizes.append(output.numel() * output.element_size())
+
+    hr_probe = [PROBE_LR * f for f in factors]
+    handles = [m.register_forward_hook(record) for m in model.modules() if not list(m.children())]
+    try:
+        lr = np.zeros((1, 1, *[PROBE_LR] * len(factors)), np.float32)
+        ref = np.zeros((1, 1, *hr_probe), np.float32) if with_ref else None
+        _forward(model, lr, ref, device)
+        peak = sum(sorted(sizes)[-LIVE_MAPS:])
+    except Exception:  # noqa: BLE001 — a probe failure only means "estimate conservatively"
+        peak = 0
+    finally:
+        for h in handles:
+            h.remove()
+    per_voxel = peak / float(np.prod(hr_probe))
+    return SAFETY * max(per_voxel, 4.0 * LIVE_MAPS * (1 if peak else 64))
+
+
+# model -> {(factors, device, with_ref): bytes per HR voxel}: one probe per model, not per subject.
+_PROBED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def auto_tile_voxels(model, factors: Sequence[int], device: str, with_ref: bool) -> int:
+    """The most HR voxels one forward pass may take on `device` now."""
+    key = (tuple(factors), str(device), with_ref)
+    probed = _PROBED.setdefault(model, {})
+    if key not in probed:
+        probed[key] = bytes_per_hr_voxel(model, factors, device, with_ref)
+    per_voxel = probed[key]
+    return int(MEMORY_FRACTION * available_memory(device) / per_voxel)
+
+
+def tile_core_lr(tile_voxels: int, factors: Sequence[int]) -> int:
+    """LR core edge of cubic tiles whose full extent (core + context) holds at most
+    `tile_voxels` HR voxels; never below TILE_CORE_LR (context would dominate)."""
+    lr_voxels, d = tile_voxels // int(np.prod(factors)), len(factors)
+    edge = int(round(lr_voxels ** (1.0 / d)))  # the integer d-th root, exact despite rounding
+    while edge > 0 and edge**d > lr_voxels:
+        edge -= 1
+    while (edge + 1) ** d <= lr_voxels:
+        edge += 1
+    return max(TILE_CORE_LR, edge - 2 * TILE_OVERLAP_LR)
+
+
+def _run_tiled(model, lr: np.ndarray, ref: np.ndarray | None, factors: Sequence[int], device: str,
+               core: int = TILE_CORE_LR) -> np.ndarray:
     """Run one (1, 1, *lr) volume in overlapping tiles; keep each tile's core only.
 
     Valid for integer factors: LR sample i then maps to HR samples [i*f, (i+1)*f)
@@ -98,7 +169,7 @@ def _run_tiled(model, lr: np.ndarray, ref: np.ndarray | None, factors: Sequence[
 
     hr_shape = tuple(n * f for n, f in zip(lr.shape[2:], factors))
     out = np.zeros((1, 1, *hr_shape), dtype=np.float32)
-    per_axis = [_axis_tiles(n, TILE_CORE_LR, TILE_OVERLAP_LR) for n in lr.shape[2:]]
+    per_axis = [_axis_tiles(n, core, TILE_OVERLAP_LR) for n in lr.shape[2:]]
     for combo in itertools.product(*per_axis):
         lr_sl = tuple(slice(t0, t1) for t0, t1, _, _ in combo)
         hr_sl = tuple(slice(t0 * f, t1 * f) for (t0, t1, _, _), f in zip(combo, factors))
@@ -121,16 +192,20 @@ def _integer_factors(grid: Grid, axes: Sequence[int]) -> list[int] | None:
     return factors
 
 
-def _run_volumes(model, lr_b, ref_b, grid: Grid, axes, device: str, tile_voxels: int | None) -> np.ndarray:
+def _run_volumes(model, lr_b, ref_b, grid: Grid, axes, device: str,
+                 tile_voxels: int | Literal["auto"] | None) -> np.ndarray:
     """3D models: one volume per forward pass, tiled when the volume is too large."""
     factors = _integer_factors(grid, axes)
     hr_voxels = int(np.prod([grid.hr_shape[a] for a in axes]))
-    tile = tile_voxels is not None and hr_voxels > tile_voxels and factors is not None
+    if tile_voxels == "auto" and factors is not None:
+        tile_voxels = auto_tile_voxels(model, factors, device, ref_b is not None)
+    tile = isinstance(tile_voxels, int) and hr_voxels > tile_voxels and factors is not None
+    core = tile_core_lr(tile_voxels, factors) if tile else TILE_CORE_LR
     outs = []
     for i in range(lr_b.shape[0]):
         ref_i = None if ref_b is None else ref_b[i : i + 1]
         if tile:
-            outs.append(_run_tiled(model, lr_b[i : i + 1], ref_i, factors, device))
+            outs.append(_run_tiled(model, lr_b[i : i + 1], ref_i, factors, device, core))
         else:
             outs.append(_forward(model, lr_b[i : i + 1], ref_i, device))
     return np.concatenate(outs, axis=0)
@@ -173,14 +248,16 @@ def super_resolve(
     ref: np.ndarray | None = None,
     device: str = "cpu",
     batch_size: int = 16,
-    tile_voxels: int | None = TILE_VOXELS,
+    tile_voxels: int | Literal["auto"] | None = TILE_VOXELS,
     cycle: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """LR array → SR array of shape grid.hr_shape, float32, NOT clipped.
 
     `ref` is an HR reference contrast in the HR layout, passed to models whose
     `inputs` include "ref". `cycle` = (ED, ES) 0-based, for video models (inputs "phase"). `tile_voxels`: 3D volumes with more HR voxels run in
-    overlapping tiles (None: never tile).
+    overlapping tiles of at most that many (least core TILE_CORE_LR); "auto" (default) takes
+    it from the memory available and the model's feature-map size; None: never tile.
+    Tiled and whole-volume outputs are equal (each tile's context covers the receptive field).
     """
     lr = np.asarray(lr, dtype=np.float32)
     if tuple(lr.shape) != tuple(grid.lr_shape):

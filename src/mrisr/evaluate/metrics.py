@@ -1,6 +1,8 @@
 """Image-quality metrics: PSNR, SSIM (Wang et al. 2004), NMSE.
 
-Plain numpy/scipy with float64 accumulation. The metric functions do not clip:
+Plain numpy/scipy. PSNR and NMSE take differences in the images' precision (float32
+for float32 images, as scikit-image does) and accumulate sums in float64; SSIM runs in
+float64 (its local variances E[x²] − E[x]² cancel). The metric functions do not clip:
 callers (evaluate.run) clip SR to [0, 1] first, so that the functions stay
 exact counterparts of the scikit-image references the tests compare against.
 """
@@ -30,11 +32,27 @@ def _pair(x: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x, ref
 
 
+def _pair_float(x: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both arrays as floats of their common precision (float32 stays float32), equal shapes."""
+    x, ref = np.asarray(x), np.asarray(ref)
+    dtype = np.result_type(x.dtype, ref.dtype, np.float32)
+    x, ref = x.astype(dtype, copy=False), ref.astype(dtype, copy=False)
+    if x.shape != ref.shape:
+        raise ValueError(f"shape mismatch: {x.shape} vs reference {ref.shape}")
+    return x, ref
+
+
+def _sum_squares(a: np.ndarray, overwrite: bool = False) -> float:
+    """Σ a² with float64 accumulation; squares in place when a is a temporary."""
+    sq = np.square(a, out=a if overwrite else None)
+    return float(np.sum(sq, dtype=np.float64))
+
+
 def psnr(x: np.ndarray, ref: np.ndarray, data_range: float = 1.0) -> float:
     """Peak signal-to-noise ratio in dB; identical images give +inf (no epsilon,
     so a perfect reconstruction is visible as such rather than as a large number)."""
-    x, ref = _pair(x, ref)
-    mse = float(np.mean((x - ref) ** 2))
+    x, ref = _pair_float(x, ref)
+    mse = _sum_squares(x - ref, overwrite=True) / max(1, x.size)
     if mse == 0.0:
         return float("inf")
     return float(10.0 * np.log10(data_range**2 / mse))
@@ -43,9 +61,9 @@ def psnr(x: np.ndarray, ref: np.ndarray, data_range: float = 1.0) -> float:
 def nmse(x: np.ndarray, ref: np.ndarray) -> float:
     """Normalised MSE ||x - ref||^2 / ||ref||^2 (fastMRI); a zero reference gives
     inf (or 0 when x is also zero)."""
-    x, ref = _pair(x, ref)
-    num = float(np.sum((x - ref) ** 2))
-    den = float(np.sum(ref**2))
+    x, ref = _pair_float(x, ref)
+    num = _sum_squares(x - ref, overwrite=True)
+    den = _sum_squares(ref)
     if den == 0.0:
         return 0.0 if num == 0.0 else float("inf")
     return num / den

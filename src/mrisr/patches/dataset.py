@@ -1,8 +1,10 @@
 """torch Dataset over an HDF5 patch store (contract in docs/architecture.md).
 
-The h5py handle is opened lazily in the process that reads, and reopened after a
-fork: HDF5 handles must not be shared across processes, and DataLoader workers are
-forked from the parent after the Dataset is built.
+Reads are the training loop's inner loop, so the store is opened once per process:
+a store that fits in memory (see `fits_in_memory`) is read whole into float32 arrays
+at construction (DataLoader workers forked later share those pages); a larger one
+keeps its h5py file and dataset objects open, reopened after a fork (HDF5 handles
+must not be shared across processes) and never pickled to spawned workers.
 """
 
 from __future__ import annotations
@@ -17,6 +19,11 @@ import torch
 from torch.utils.data import Dataset
 
 from mrisr.errors import InputError
+from mrisr.memory import available_memory
+
+# A store is loaded into memory when its float32 arrays take at most this share of
+# the memory available now (the rest is for the model, the optimizer and the val store).
+MEMORY_FRACTION = 0.25
 
 JSON_ATTRS = ("axes", "hr_patch", "lr_patch", "subjects", "clip")
 
@@ -55,49 +62,77 @@ def store_attrs(path: str | Path) -> dict:
             raise InputError(path, f"malformed JSON attribute ({err.msg})") from None
 
 
-class PatchDataset(Dataset):
-    """Item i → {key: float32 tensor (1, *patch)} for the requested store datasets."""
+def fits_in_memory(nbytes: int) -> bool:
+    return nbytes <= MEMORY_FRACTION * available_memory()
 
-    def __init__(self, path: str | Path, keys: tuple[str, ...] = ("lr", "hr")) -> None:
+
+class PatchDataset(Dataset):
+    """Item i → {key: float32 tensor (1, *patch)} for the requested store datasets.
+
+    in_memory: True reads the requested datasets whole at construction, False reads
+    each item from the open file, None (default) chooses by `fits_in_memory`.
+    Both give the same tensors.
+    """
+
+    def __init__(self, path: str | Path, keys: tuple[str, ...] = ("lr", "hr"), in_memory: bool | None = None) -> None:
         self.path = Path(path)
         self.keys = tuple(keys)
-        # Read the geometry and close at once: the reading handle is per process.
         with _open(self.path) as f:
             missing = [k for k in self.keys if k not in f]
             if missing:
                 raise InputError(self.path, f"no dataset {missing} (has {sorted(f.keys())})")
             lengths = {k: f[k].shape[0] for k in self.keys}
             self.shapes = {k: tuple(f[k].shape[1:]) for k in self.keys}
-        if len(set(lengths.values())) != 1:
-            raise InputError(self.path, f"datasets differ in length: {lengths}")
+            if len(set(lengths.values())) != 1:
+                raise InputError(self.path, f"datasets differ in length: {lengths}")
+            nbytes = sum(4 * int(np.prod(f[k].shape)) for k in self.keys)
+            self.in_memory = fits_in_memory(nbytes) if in_memory is None else bool(in_memory)
+            # In memory: float32 arrays, shared by forked workers. Else: the open file's datasets.
+            self._arrays: dict[str, np.ndarray] | None = (
+                {k: np.asarray(f[k][...], dtype=np.float32) for k in self.keys} if self.in_memory else None)
         self._len = next(iter(lengths.values())) if lengths else 0
         self._file: h5py.File | None = None
+        self._dsets: dict[str, h5py.Dataset] = {}
         self._pid: int | None = None
 
     def __len__(self) -> int:
         return self._len
 
-    def _handle(self) -> h5py.File:
+    def _sources(self) -> dict:
+        """key → array-like indexed by sample, valid in this process."""
+        if self.in_memory:
+            if self._arrays is None:  # a spawned worker: the state came without the arrays
+                with _open(self.path) as f:
+                    self._arrays = {k: np.asarray(f[k][...], dtype=np.float32) for k in self.keys}
+            return self._arrays
         if self._file is None or self._pid != os.getpid():
             self._file = _open(self.path)  # a forked child gets its own handle
+            self._dsets = {k: self._file[k] for k in self.keys}  # looked up once, not per read
             self._pid = os.getpid()
-        return self._file
+        return self._dsets
 
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+    def _check(self, i: int) -> int:
         if not -self._len <= i < self._len:
             raise IndexError(f"index {i} out of range for {self._len} patches in {self.path}")
-        f = self._handle()
-        return {k: torch.from_numpy(np.asarray(f[k][int(i)], dtype=np.float32)).unsqueeze(0) for k in self.keys}
+        return int(i)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        i = self._check(i)
+        src = self._sources()
+        if self.in_memory:  # copy: an item never aliases the store (callers may edit it in place)
+            return {k: torch.from_numpy(src[k][i][None].copy()) for k in self.keys}
+        # h5py returns a fresh array: no second copy unless the store is not float32
+        return {k: torch.from_numpy(np.asarray(src[k][i], dtype=np.float32)[None]) for k in self.keys}
 
     def __getstate__(self) -> dict:
-        # Spawned workers get the state pickled: never ship an open handle.
+        # Spawned workers get the state pickled: never ship an open handle or the arrays.
         state = self.__dict__.copy()
-        state["_file"] = None
-        state["_pid"] = None
+        state.update(_file=None, _dsets={}, _pid=None, _arrays=None)
         return state
 
     def close(self) -> None:
         if self._file is not None and self._pid == os.getpid():
             self._file.close()
         self._file = None
+        self._dsets = {}
         self._pid = None

@@ -1,0 +1,149 @@
+"""Snakemake's own CPU per job on the real workflow against a trivial-job Snakefile.
+
+    python bench/scheduler.py [--quick] [--subjects 200 1000] [--rounds 1]
+
+For each subject count N a temporary work folder gets a one-dataset config (HCP-like
+volumes, truncate ×2, tricubic only: N prepare + N degrade jobs and a few aggregate
+ones) and a finished raw folder + inventory (the checkpoint's output), then
+`snakemake --touch` runs the whole DAG: every job is scheduled, started and finished
+by Snakemake without running its command, so the CPU seconds of the Snakemake
+process (user + sys, from wait4) are scheduler cost only. The reference is a
+trivial Snakefile with the same DAG shape (N → N → aggregate, `touch` rules, no input
+functions) run the same way. Reported: CPU ms per job (total / jobs) and the marginal
+CPU ms per job between the two subject counts (start-up removed), each with the
+ratio to the reference. No goal yet: batching per-subject jobs is a workflow change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from _common import SRC
+
+REPO = Path(__file__).resolve().parents[1]
+
+TRIVIAL = '''
+SUBJ = [f"{100001 + i:06d}" for i in range(int(config["n"]))]
+
+rule all:
+    input: "results/tables/summary.csv"
+
+rule prepare:
+    output: "results/bv/prepared/{s}/manifest.json"
+    shell: "touch {output}"
+
+rule degrade:
+    input: "results/bv/prepared/{s}/manifest.json"
+    output: "results/bv/lr/{s}.nii.gz"
+    shell: "touch {output}"
+
+rule split:
+    input: expand("results/bv/prepared/{s}/manifest.json", s=SUBJ)
+    output: "results/bv/split.json"
+    shell: "touch {output}"
+
+rule evaluate:
+    input: "results/bv/split.json", expand("results/bv/lr/{s}.nii.gz", s=SUBJ)
+    output: "results/eval/metrics.csv"
+    shell: "touch {output}"
+
+rule tables:
+    input: "results/eval/metrics.csv"
+    output: "results/tables/summary.csv"
+    shell: "touch {output}"
+'''
+
+
+def real_workdir(root: Path, n: int) -> tuple[Path, list[str]]:
+    """A work folder for the project's Snakefile with N synthetic subjects already inventoried."""
+    work = root / f"real{n}"
+    subjects = [f"{100001 + i:06d}" for i in range(n)]
+    (work / "resources/raw/bv").mkdir(parents=True)
+    (work / "results/bv").mkdir(parents=True)
+    config = {"seed": 42, "device": "cpu", "job_threads": 1, "datasets": {"bv": {
+        "kind": "volume", "reader": "hcp",
+        "raw": {"synth": {"kind": "volume", "n_subjects": n, "params": {"shape": [24, 24, 24]}}},
+        "target": "t1w", "prepare": {"crop_axes": [0, 1, 2]},
+        "degradation": {"mode": "truncate", "window": "none", "axes": [0, 1, 2]}, "scales": [2],
+        "patches": {"hr_patch": [12, 12, 12], "train_per_subject": 4, "val_per_subject": 2},
+        "methods": ["tricubic"]}}}
+    (work / "config.yaml").write_text(yaml.safe_dump(config))
+    (work / "resources/raw/bv/manifest.json").write_text(json.dumps({"subjects": subjects}))
+    time.sleep(0.01)  # the inventory must be newer than the raw marker
+    (work / "results/bv/inventory.json").write_text(json.dumps({"reader": "hcp", "raw": "resources/raw/bv",
+                                                                 "subjects": subjects}))
+    argv = ["--snakefile", str(REPO / "Snakefile"), "--configfile", str(work / "config.yaml")]
+    return work, argv
+
+
+def trivial_workdir(root: Path, n: int) -> tuple[Path, list[str]]:
+    work = root / f"trivial{n}"
+    work.mkdir()
+    (work / "Snakefile").write_text(TRIVIAL)
+    (work / "config.yaml").write_text(yaml.safe_dump({"n": n}))
+    return work, ["--snakefile", str(work / "Snakefile"), "--configfile", str(work / "config.yaml")]
+
+
+def run_touch(work: Path, argv: list[str]) -> tuple[float, int]:
+    """(CPU seconds of the Snakemake process, jobs run) of one `snakemake --touch` over the DAG."""
+    shutil.rmtree(work / ".snakemake", ignore_errors=True)  # no metadata left from an earlier round
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(SRC), os.environ.get("PYTHONPATH")) if p)}
+    cmd = [sys.executable, "-m", "snakemake", *argv, "--directory", str(work), "--cores", "1", "--touch"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out = proc.stdout.read().decode()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.stdout.close()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"snakemake failed in {work}:\n{out[-3000:]}")
+    m = re.search(r"(\d+) of \1 steps \(100%\) done", out)
+    if not m:
+        raise SystemExit(f"no job count in the output of {cmd}:\n{out[-3000:]}")
+    return usage.ru_utime + usage.ru_stime, int(m.group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="50 and 200 subjects (~1-2 min)")
+    parser.add_argument("--subjects", type=int, nargs=2, default=None, help="two subject counts (default 200 1000)")
+    parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds per count (median kept)")
+    args = parser.parse_args()
+    counts = args.subjects or ((50, 200) if args.quick else (200, 1000))
+
+    rows: dict[tuple[str, int], tuple[float, int]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        for n in counts:
+            dirs = {"mrisr workflow": real_workdir(root, n), "trivial Snakefile": trivial_workdir(root, n)}
+            samples: dict[str, list[tuple[float, int]]] = {k: [] for k in dirs}
+            for _ in range(args.rounds):
+                for name, (work, argv) in dirs.items():
+                    samples[name].append(run_touch(work, argv))
+            for name, s in samples.items():
+                rows[(name, n)] = (statistics.median(c for c, _ in s), s[0][1])
+    print(f"snakemake --touch, Snakemake process CPU (user+sys), median of {args.rounds} round(s)")
+    for n in counts:
+        (cpu, jobs), (ref_cpu, ref_jobs) = rows[("mrisr workflow", n)], rows[("trivial Snakefile", n)]
+        per, ref_per = cpu / jobs, ref_cpu / ref_jobs
+        print(f"{n:5d} subjects: mrisr {jobs:5d} jobs {cpu:7.2f} s = {per * 1e3:6.1f} ms/job   trivial {ref_jobs:5d} jobs "
+              f"{ref_cpu:7.2f} s = {ref_per * 1e3:6.1f} ms/job   ratio {per / ref_per:5.2f}")
+    (a, b) = counts
+    marg = {name: (rows[(name, b)][0] - rows[(name, a)][0]) / (rows[(name, b)][1] - rows[(name, a)][1])
+            for name in ("mrisr workflow", "trivial Snakefile")}
+    print(f"marginal CPU per job from {a} to {b} subjects: mrisr {marg['mrisr workflow'] * 1e3:.1f} ms, "
+          f"trivial {marg['trivial Snakefile'] * 1e3:.1f} ms, ratio {marg['mrisr workflow'] / marg['trivial Snakefile']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
