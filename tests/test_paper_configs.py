@@ -168,8 +168,8 @@ def test_meta_srgan_config_plans_one_arbitrary_scale_model_and_the_sweep(tmp_pat
     counts, cfg = plan("brats_meta_srgan", tmp_path)
     d = cfg["datasets"]["brats_slices"]
     assert len(d["scales"]) == 30
-    assert counts["train_arbitrary"] == 1  # meta_srgan: ONE model for every scale
-    assert counts["train"] == 2 and counts["evaluate"] == 2  # edsr and srgan at ×2 (Table 1)
+    # one `train` rule: meta_srgan ONE model for every scale (any/), edsr and srgan at ×2 (Table 1)
+    assert counts["train"] == 3 and counts["evaluate"] == 2
     n = TINY["brats_slices"][1]
     assert counts["prepare"] == n and counts["degrade_scales_brats_slices"] == n  # all 30 scales per job
     assert counts["patches_hr"] == 2 and counts["patches"] == 2  # HR-only train/val; ×2 pair train/val
