@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
-from mrisr.io import atomic_path
 from mrisr.train.config import TrainConfig
 
 
@@ -53,7 +51,8 @@ def budget_note(cfg: TrainConfig) -> str | None:
     return "; ".join(parts) or None
 
 
-def render_card(f: CardFacts) -> str:
+def card_lines(f: CardFacts, replace: dict[str, str] | None = None) -> list[str]:
+    """The card's lines; `replace` swaps whole table rows by field name (a kind's own optimiser row)."""
     cfg = f.train
     lines = [
         f"# Model card: {f.arch} ×{f.scale:g} ({f.task})",
@@ -87,9 +86,9 @@ def render_card(f: CardFacts) -> str:
     note = budget_note(cfg)
     if note:
         lines += ["", "## Note", "", note]
-    return "\n".join(lines) + "\n"
+    rows = {f"| {k} |": v for k, v in (replace or {}).items()}
+    return [next((v for k, v in rows.items() if line.startswith(k)), line) for line in lines]
 
 
-def write_card(path: Path, facts: CardFacts) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(render_card(facts))
+def render_card(f: CardFacts) -> str:
+    return "\n".join(card_lines(f)) + "\n"
