@@ -362,7 +362,7 @@ class UdeanTask(SupervisedTask):
         for sched in self.schedulers.values():
             if sched is not None:
                 sched.step()
-        return torch.stack([g_loss, *(g_terms[k] for k in TERMS), d_terms["d_lr"], d_terms["d_feat"]]).detach().float()
+        return torch.stack([g_loss, *(g_terms[k] for k in TERMS), d_terms["d_lr"], d_terms["d_feat"]]).detach()
 
     def card(self, run: RunSummary) -> str:
         """The common card with UDEAN's optimiser row and a section on the unsupervised objective."""
