@@ -53,9 +53,9 @@ TINY = {
         },
     },
     "models": {
-        "phase_vsr": {"arch": "phase_vsr", "store": "clips", "args": PHASE_ARGS, "train": TRAIN,
+        "phase_vsr": {"arch": "phase_vsr", "trainer": "supervised", "store": "clips", "args": PHASE_ARGS, "train": TRAIN,
                       "sweeps": {"omega": [0, 2], "n_warmup": [0, 2]}},
-        "phase_vsr_nomem": {"arch": "phase_vsr", "store": "clips", "train": TRAIN,
+        "phase_vsr_nomem": {"arch": "phase_vsr", "trainer": "supervised", "store": "clips", "train": TRAIN,
                             "args": {**PHASE_ARGS, "n_warmup": 0, "omega": 0, "memory": False,
                                      "bidirectional": False, "fusion": False}},
     },
