@@ -4,7 +4,7 @@
 thread) and returns sha256 digests of (a) the saved model.pt state_dict and (b) every
 trained network in ckpt/last.pt (discriminators, UDEAN's degradation half included).
 The digests recorded in test_engine_golden.py were produced by the training loops as they
-were before the engine refactor (commit c9736c6), so equal digests mean the refactor did
+were before the engine refactor (commit c9736c6, through the entry points named in run_kind), so equal digests mean the refactor did
 not change what a config and seed train to: same init, RNG consumption order, optimizer
 settings and step arithmetic. Run this file directly to print the digests of the code as it is.
 """
@@ -107,21 +107,12 @@ def digest(state: dict[str, torch.Tensor]) -> str:
 
 
 def run_kind(cfg: dict, train_h5: Path, val_h5: Path, out: Path) -> Path:
-    """Train through the public entry point (`mrisr.train.train` dispatches on `trainer`)."""
-    try:
-        from mrisr.train.engine import train_model  # the engine (after the refactor)
-        return train_model(cfg, train_h5, val_h5, out, SEED, "cpu")
-    except ImportError:  # the loops before the refactor
-        kind = cfg["trainer"]
-        cfg = {k: v for k, v in cfg.items() if k != "trainer"}
-        if kind == "udean":
-            from mrisr.train.udean import train_udean
-            return train_udean(cfg, train_h5, train_h5, val_h5, out, SEED, "cpu")
-        if kind == "adversarial":
-            from mrisr.train.gan import train_gan
-            return train_gan(cfg, train_h5, val_h5, out, SEED, "cpu")
-        from mrisr.train.loop import train
-        return train(cfg, train_h5, val_h5, out, SEED, "cpu")
+    """Train through the public entry point (`trainer` picks the kind). Before the refactor the
+    digests came from mrisr.train.loop.train, train.gan.train_gan and train.udean.train_udean
+    (the train store as both source and target) with the same configs minus `trainer`."""
+    from mrisr.train import train_model
+
+    return train_model(cfg, train_h5, val_h5, out, SEED, "cpu")
 
 
 def weights_digest(kind: str, tmp: Path) -> tuple[str, str]:

@@ -172,7 +172,7 @@ def test_training_cubic_baseline_on_a_clip_store_scores_the_central_frames(stage
     from mrisr.grid import Grid, cubic_upsample
     from mrisr.patches.dataset import PatchDataset, store_attrs
     from mrisr.train.config import TrainConfig
-    from mrisr.train.loop import cubic_psnr
+    from mrisr.train.supervised import cubic_psnr
 
     attrs = store_attrs(staged / STORE)
     assert attrs["clip"] == [2, 1]
