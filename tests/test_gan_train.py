@@ -19,7 +19,8 @@ from mrisr.models import load_model
 from mrisr.models.io import read_model_record
 from mrisr.train import gan, train_model
 from mrisr.train.gan import META_SR_SCALES, GanConfig, make_lr, step_scale, training_scales, validation_scales
-from mrisr.train.perceptual import FEATURE_LAYERS, PerceptualLoss, load_vgg19_features, vgg19_features
+from mrisr.models.vgg19 import FEATURE_LAYERS, load_vgg19_features, vgg19_features
+from mrisr.train.perceptual import PerceptualLoss
 
 PATCH = 24
 TINY = {"trainer": "adversarial", "arch": "meta_srgan", "args": {"n_feats": 8, "n_blocks": 1, "hidden": 16},

@@ -1,4 +1,8 @@
-"""card.md: what was trained, on what, with which budget, and how well it validated."""
+"""card.md: what was trained, on what, with which budget, and how well it validated.
+
+The engine renders one card for every kind; a training kind only swaps or adds table rows
+(`Task.card_rows`, by field name) and appends sections (`Task.card_sections`).
+"""
 
 from __future__ import annotations
 
@@ -51,8 +55,9 @@ def budget_note(cfg: TrainConfig) -> str | None:
     return "; ".join(parts) or None
 
 
-def card_lines(f: CardFacts, replace: dict[str, str] | None = None) -> list[str]:
-    """The card's lines; `replace` swaps whole table rows by field name (a kind's own optimiser row)."""
+def render_card(f: CardFacts, rows: dict[str, str] | None = None, sections: list[str] | None = None) -> str:
+    """The card; `rows` replaces table rows by field name (a value may hold several rows; None
+    drops the row), `sections` are lines appended at the end."""
     cfg = f.train
     lines = [
         f"# Model card: {f.arch} ×{f.scale:g} ({f.task})",
@@ -86,9 +91,6 @@ def card_lines(f: CardFacts, replace: dict[str, str] | None = None) -> list[str]
     note = budget_note(cfg)
     if note:
         lines += ["", "## Note", "", note]
-    rows = {f"| {k} |": v for k, v in (replace or {}).items()}
-    return [next((v for k, v in rows.items() if line.startswith(k)), line) for line in lines]
-
-
-def render_card(f: CardFacts) -> str:
-    return "\n".join(card_lines(f)) + "\n"
+    swap = {f"| {k} |": v for k, v in (rows or {}).items()}
+    lines = [next((v for k, v in swap.items() if line.startswith(k)), line) for line in lines]
+    return "\n".join([line for line in lines if line is not None] + list(sections or [])) + "\n"

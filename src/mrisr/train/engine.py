@@ -3,7 +3,7 @@
 Every training kind — `supervised` (L1/own loss on pair stores, `train.supervised`),
 `adversarial` (SRGAN/Meta-SRGAN, `train.gan`), `udean` (unpaired 3D, `train.udean`) — is a
 `Task`: it builds its networks, optimizers and schedulers and supplies only its batches, its
-step, its validation and its model card. The model config's `trainer:` key names the kind
+step, its validation and its extra model-card rows. The model config's `trainer:` key names the kind
 (`KINDS`, the schema's enum). Everything else happens here, once:
 
 * resume from ckpt/last.pt when its fingerprint (model/train config, seed, store hashes)
@@ -37,8 +37,9 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
 from mrisr.io import atomic_path
-from mrisr.models import save_model
+from mrisr.models import count_parameters, save_model
 from mrisr.models.io import read_model_record
+from mrisr.train.card import CardFacts, StoreInfo, render_card
 from mrisr.train.checkpoint import restore_rng_states, resumable_state, save_checkpoint
 from mrisr.train.config import TrainConfig
 from mrisr.train.log import TrainLog, format_row
@@ -74,18 +75,6 @@ def window_means(window: list[torch.Tensor], columns: tuple[str, ...], step: int
 
 
 # ---------------------------------------------------------------------------- the kind interface
-@dataclass(frozen=True)
-class RunSummary:
-    """What the engine knows at the end of a run, for the task's model card."""
-
-    seed: int
-    device: str
-    best_psnr: float
-    best_step: int
-    final_psnr: float | None
-    elapsed_s: float
-
-
 class Task(ABC):
     """One training kind. The constructor seeds torch and builds everything (same order every
     run: init is part of the reproducibility contract); the engine does the rest.
@@ -93,7 +82,8 @@ class Task(ABC):
     Attributes a task sets: `cfg`, `seed`, `device`, `model` (the inference network saved as
     model.pt), `nets` (every trained network: what ckpt/last.pt holds), `optimizers` and
     `schedulers` (dicts by name; the first optimizer's lr is the one logged), `fingerprint`,
-    `record` (arch, args, scale, dims, grid_convention for the model file).
+    `record` (arch, args, scale, dims, grid_convention for the model file), `stores` (the
+    card's data table), `baseline_psnr` (the cubic baseline's val PSNR, or None).
     """
 
     loss_columns: ClassVar[tuple[str, ...]] = ("loss",)  # what step() returns, in order; first: the total
@@ -106,7 +96,9 @@ class Task(ABC):
     schedulers: dict[str, object | None]
     fingerprint: str
     record: dict
-    baseline_psnr: float | None = None  # the cubic baseline's val PSNR, drawn in curves.png
+    stores: tuple[StoreInfo, ...]
+    store_task: str  # the patch store's task, for the card's title
+    baseline_psnr: float | None = None
 
     @abstractmethod
     def __init__(self, model_cfg: dict, train_h5: Path, val_h5: Path, seed: int, device: torch.device) -> None: ...
@@ -127,9 +119,14 @@ class Task(ABC):
     def validate(self) -> tuple[float, str]:
         """(val PSNR that selects the best weights, detail for the log line) of `model`."""
 
-    @abstractmethod
-    def card(self, run: RunSummary) -> str:
-        """card.md's text; `model` holds the best weights when this is called."""
+    def card_rows(self) -> dict[str, str | None]:
+        """Card table rows this kind replaces, by field name (`card.render_card`); `model` holds
+        the best weights when this is called."""
+        return {}
+
+    def card_sections(self) -> list[str]:
+        """Lines appended to the card (called after card_rows)."""
+        return []
 
     @property
     def label(self) -> str:
@@ -319,11 +316,15 @@ class Engine:
         best = read_model_record(self.paths.best)
         final_psnr = self.last_val if self.last_val is not None else task.validate()[0]
         task.model.load_state_dict(best["state_dict"])
-        card = task.card(RunSummary(seed=task.seed, device=describe_device(task.device),
-                                    best_psnr=float(best["val_psnr"]), best_step=int(best["step"]),
-                                    final_psnr=final_psnr, elapsed_s=elapsed_s))
+        r = task.record
+        facts = CardFacts(arch=r["arch"], args=r["args"], n_params=count_parameters(task.model), task=task.store_task,
+                          scale=float(r["scale"]), dims=r["dims"], grid_convention=r["grid_convention"],
+                          stores=task.stores, train=task.cfg, seed=task.seed, device=describe_device(task.device),
+                          best_psnr=float(best["val_psnr"]), best_step=int(best["step"]), final_psnr=final_psnr,
+                          cubic_psnr=task.baseline_psnr, elapsed_s=elapsed_s)
+        rows = task.card_rows()
         with atomic_path(self.paths.card) as tmp:
-            tmp.write_text(card)
+            tmp.write_text(render_card(facts, rows, task.card_sections()))
         self.draw_curves()
         self.save_weights(self.paths.model, int(best["step"]), float(best["val_psnr"]))
         return self.paths.model

@@ -21,15 +21,11 @@ the one training scale the store's, no on-the-fly degradation. The generator's i
 normalisation is the train store's HR mean/std, kept in the model's buffers
 (`models.meta_srgan`).
 
-`trainer: adversarial` (`GanTask`); the run itself — resume, signals, log, checkpoints — is
-`train.engine`'s. Reproducibility as there: batches, flips and the step's scale are pure
-functions of (seed, step) (`train.sampler` streams plus STREAM_SCALE), init is seeded and
-ckpt/last.pt holds both networks, both optimizers ("g", "d") and schedulers, and the RNG states.
-
-Outputs: ckpt/last.pt, ckpt/best.pt (best mean val PSNR over `val_scales`), log.csv (the
-engine's columns + loss_l1, loss_adv, loss_perc, loss_d), card.md, and model.pt last — the
-best-validation generator, its `scale` field the largest training scale for an
-arbitrary-scale model (its default r; any r ≥ 1 runs) or the fixed scale otherwise.
+`trainer: adversarial` (`GanTask`); the run — resume, signals, log, checkpoints — is
+`train.engine`'s, the step's scale a pure function of (seed, step) (stream STREAM_SCALE).
+Validation: mean PSNR over `val_scales`; log.csv adds loss_l1, loss_adv, loss_perc, loss_d.
+model.pt's `scale` is the largest training scale for an arbitrary-scale model (its default r;
+any r ≥ 1 runs), the fixed scale otherwise.
 """
 
 from __future__ import annotations
@@ -58,9 +54,9 @@ from mrisr.models.common import CubicUpsample
 from mrisr.models.io import plain_scale
 from mrisr.models.srgan import Discriminator  # (importing registers srgan; meta_srgan via mrisr.models)
 from mrisr.patches.dataset import PatchDataset, store_attrs
-from mrisr.train.card import budget_note
 from mrisr.train.config import TrainConfig, fingerprint
-from mrisr.train.engine import RunSummary, Task, register_kind, step_loader
+from mrisr.train.engine import Task, register_kind, step_loader
+from mrisr.train.supervised import store_info
 from mrisr.train.losses import psnr_per_sample
 from mrisr.train.perceptual import perceptual_from_config
 from mrisr.train.sampler import STAGE_TRAIN, StepBatchSampler, augment_batch, augment_plan
@@ -140,18 +136,14 @@ def step_scale(seed: int, step: int, scales: tuple[float, ...]) -> float:
 
 
 # ---------------------------------------------------------------------------- data
-def is_pair_store(path: Path) -> bool:
-    with h5py.File(path, "r") as f:
-        return "lr" in f
-
-
 def hr_store(path: Path) -> tuple[PatchDataset, dict]:
     """Dataset over `hr` (and `lr` for a pair store) and the store's attributes; patches
     must be 2D (N, H, W)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "patch store not found")
-    paired = is_pair_store(path)
+    with h5py.File(path, "r") as f:
+        paired = "lr" in f
     ds = PatchDataset(path, ("lr", "hr") if paired else ("hr",))
     if len(ds.shapes["hr"]) != 2 or (paired and len(ds.shapes["lr"]) != 2):
         raise InputError(path, f"GAN training needs 2D HR patches (N, H, W), got per-sample shapes {ds.shapes}")
@@ -258,6 +250,9 @@ class GanTask(Task):
         self.fingerprint = fingerprint(self.arch, {"generator": self.args, "discriminator": self.disc_args}, self.cfg,
                                        self.seed, str(self.attrs.get("config_hash", "")),
                                        str(self.val_attrs.get("config_hash", "")))
+        self.store_task = str(self.attrs.get("task", "sisr2d"))
+        self.stores = (store_info("train", self.train_h5, self.attrs, len(self.train_ds)),
+                       store_info("val", self.val_h5, self.val_attrs, len(self.val_ds)))
         self._val_sets: dict[float, list[tuple[torch.Tensor, torch.Tensor]]] | None = None
         self.baseline: dict[float, float] = {}
 
@@ -371,54 +366,35 @@ class GanTask(Task):
         detail = ", ".join(f"x{format_scale(r)} {v:.2f} (cubic {self.baseline[r]:.2f})" for r, v in per_scale.items())
         return float(np.mean(list(per_scale.values()))), f" [{detail}]"
 
-    def card(self, run: RunSummary) -> str:
-        """Per-scale validation of the best weights (now loaded), the networks, losses and data."""
-        cfg, per_scale = self.cfg, self.validate_per_scale()
+    def card_rows(self) -> dict[str, str | None]:
+        cfg = self.cfg
         lo, hi = format_scale(min(self.scales)), format_scale(max(self.scales))
-        scale_text = lo if lo == hi else f"{len(self.scales)} scales {lo}…{hi}, one per minibatch"
-        stores = (("train", self.train_h5, self.attrs, len(self.train_ds)),
-                  ("val", self.val_h5, self.val_attrs, len(self.val_ds)))
-        lines = [
-            f"# Model card: {self.arch} (adversarial, {self.attrs.get('task', 'sisr2d')})",
-            "",
-            "| field | value |",
-            "|---|---|",
-            f"| architecture | `{self.arch}`, discriminator `{json.dumps(self.disc_args, sort_keys=True)}` |",
-            f"| args | `{json.dumps(self.args, sort_keys=True)}` |",
-            f"| trainable parameters | {count_parameters(self.model):,} (generator), "
-            f"{count_parameters(self.disc):,} (discriminator) |",
-            f"| training scales | {scale_text} |",
-            f"| model file scale | {format_scale(self.model_scale)} (default r at inference) |",
-            ("| degradation | LR from the pair store (made by the degrade stage on whole images) |" if self.paired else
-             f"| degradation | {cfg.degradation} (window {cfg.window}), LR made on the fly from HR patches "
-             f"(k-space modes on the patch's even extension: no wrap-around at its borders) |"),
-            f"| grid convention | {self.convention} |",
-            f"| normalisation | train-store HR mean {self.norm[0]:.4f}, std {self.norm[1]:.4f} |",
-            f"| generator loss | L1 + {cfg.adv_weight:g}·adversarial + {cfg.perceptual_weight:g}·perceptual |",
-            f"| perceptual | {self.perceptual_status} |",
-            f"| optimiser | Adam lr {cfg.lr:g} (G and D), × {cfg.lr_decay:g} every {cfg.decay_every()} steps |",
-            f"| steps × batch | {cfg.steps} × {cfg.batch_size} |",
-            f"| augmentation | {'flips/transposes of HR before degrading' if cfg.augment else 'none'} |",
-            f"| seed | {run.seed} |",
-            f"| device | {run.device} |",
-            f"| best mean val PSNR | {run.best_psnr:.2f} dB at step {run.best_step} (these weights) |",
-            f"| training time | {run.elapsed_s:.0f} s |",
-            "",
-            "## Validation by scale (these weights)",
-            "",
-            "| scale | model PSNR | cubic PSNR |",
-            "|---|---|---|",
-            *[f"| {format_scale(r)} | {v:.2f} dB | {self.baseline[r]:.2f} dB |" for r, v in sorted(per_scale.items())],
-            "",
-            "## Data",
-            "",
-            "| role | store | config_hash | patches |",
-            "|---|---|---|---|",
-            *[f"| {role} | `{path}` | `{attrs.get('config_hash', '')}` | {n} |" for role, path, attrs, n in stores],
-        ]
-        notes = [n for n in (budget_note(cfg),) if n]
+        degradation = ("LR from the pair store (made by the degrade stage on whole images)" if self.paired else
+                       f"{cfg.degradation} (window {cfg.window}), LR made on the fly from HR patches (k-space modes "
+                       f"on the patch's even extension: no wrap-around at its borders)")
+        return {
+            "architecture": f"| architecture | `{self.arch}`, discriminator `{json.dumps(self.disc_args, sort_keys=True)}` |",
+            "trainable parameters": f"| trainable parameters | {count_parameters(self.model):,} (generator), "
+                                    f"{count_parameters(self.disc):,} (discriminator) |",
+            "scale": "\n".join([
+                f"| training scales | {lo if lo == hi else f'{len(self.scales)} scales {lo}…{hi}, one per minibatch'} |",
+                f"| model file scale | {format_scale(self.model_scale)} (default r at inference) |",
+                f"| degradation | {degradation} |",
+                f"| normalisation | train-store HR mean {self.norm[0]:.4f}, std {self.norm[1]:.4f} |"]),
+            "optimiser": "\n".join([
+                f"| generator loss | L1 + {cfg.adv_weight:g}·adversarial + {cfg.perceptual_weight:g}·perceptual |",
+                f"| perceptual | {self.perceptual_status} |",
+                f"| optimiser | Adam lr {cfg.lr:g} (G and D), × {cfg.lr_decay:g} every {cfg.decay_every()} steps |"]),
+            "augmentation": f"| augmentation | {'flips/transposes of HR before degrading' if cfg.augment else 'none'} |",
+            "cubic baseline val PSNR": f"| cubic baseline val PSNR | {self.baseline_psnr:.2f} dB (mean over the val "
+                                       f"scales) |",
+        }
+
+    def card_sections(self) -> list[str]:
+        """Per-scale validation of the best weights (loaded by now); the perceptual term's status."""
+        per_scale = self.validate_per_scale()
+        lines = ["", "## Validation by scale (these weights)", "", "| scale | model PSNR | cubic PSNR |", "|---|---|---|",
+                 *[f"| {format_scale(r)} | {v:.2f} dB | {self.baseline[r]:.2f} dB |" for r, v in sorted(per_scale.items())]]
         if self.perceptual_status.startswith("perceptual term OFF"):
-            notes.append(self.perceptual_status)
-        if notes:
-            lines += ["", "## Note", "", *notes]
-        return "\n".join(lines) + "\n"
+            lines += ["", self.perceptual_status]
+        return lines

@@ -14,13 +14,13 @@ from torch.utils.data import DataLoader
 
 from mrisr.errors import InputError
 from mrisr.grid import integer_scale
-from mrisr.models import build_model, count_parameters
+from mrisr.models import build_model
 from mrisr.models.common import CubicUpsample
 from mrisr.models.io import plain_scale
 from mrisr.patches.dataset import PatchDataset, store_attrs
-from mrisr.train.card import CardFacts, StoreInfo, render_card
+from mrisr.train.card import StoreInfo
 from mrisr.train.config import TrainConfig, fingerprint
-from mrisr.train.engine import RunSummary, Task, register_kind, step_loader
+from mrisr.train.engine import Task, register_kind, step_loader
 from mrisr.train.losses import compute_loss, psnr_per_sample
 from mrisr.train.sampler import StepBatchSampler, augment_batch, augment_plan
 from mrisr.train.signals import ignore_stop_signals_in_worker
@@ -97,6 +97,10 @@ def cubic_psnr(loader: DataLoader, attrs: dict, cfg: TrainConfig) -> float | Non
     return float(torch.cat(scores).mean())
 
 
+def store_info(role: str, path: Path, attrs: dict, n_patches: int) -> StoreInfo:
+    return StoreInfo(role, str(path), str(attrs.get("config_hash", "")), n_patches)
+
+
 def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, eta_min: float = 0.0):
     if cfg.scheduler == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.steps, eta_min=eta_min)
@@ -121,6 +125,8 @@ class SupervisedTask(Task):
         self.schedulers = {"model": make_scheduler(self.optimizers["model"], self.cfg)}
         self.fingerprint = fingerprint(self.arch, self.args, self.cfg, self.seed,
                                        str(self.attrs.get("config_hash", "")), str(self.val_attrs.get("config_hash", "")))
+        self.stores = (store_info("train", self.train_h5, self.attrs, len(self.train_ds)),
+                       store_info("val", self.val_h5, self.val_attrs, len(self.val_ds)))
 
     def setup_stores(self, model_cfg: dict, train_h5: Path, val_h5: Path, seed: int, device: torch.device) -> None:
         """Config, store geometry and device (shared with UDEAN, which validates the same way)."""
@@ -132,6 +138,7 @@ class SupervisedTask(Task):
         self.geometry = {"scale": plain_scale(self.attrs["scale"]), "dims": int(self.attrs["dims"]),
                          "grid_convention": self.attrs["grid_convention"]}
         self.record = {"arch": self.arch, "args": self.args, **self.geometry}
+        self.store_task = str(self.attrs["task"])
         self.fmt = memory_format(self.geometry["dims"]) if self.cfg.channels_last else None
 
     # -- engine interface ----------------------------------------------------------------------
@@ -174,16 +181,3 @@ class SupervisedTask(Task):
     def validate(self) -> tuple[float, str]:
         val = validate(self.model, self.val_loader, self.device, self.cfg, self.fmt)
         return val, "" if self.baseline_psnr is None else f" (cubic {self.baseline_psnr:.2f} dB)"
-
-    def card_facts(self, run: RunSummary, stores: tuple[StoreInfo, ...] | None = None) -> CardFacts:
-        stores = stores or (
-            StoreInfo("train", str(self.train_h5), str(self.attrs.get("config_hash", "")), len(self.train_ds)),
-            StoreInfo("val", str(self.val_h5), str(self.val_attrs.get("config_hash", "")), len(self.val_ds)))
-        return CardFacts(
-            arch=self.arch, args=self.args, n_params=count_parameters(self.model), task=str(self.attrs["task"]),
-            scale=float(self.attrs["scale"]), dims=self.geometry["dims"], grid_convention=self.geometry["grid_convention"],
-            stores=stores, train=self.cfg, seed=run.seed, device=run.device, best_psnr=run.best_psnr,
-            best_step=run.best_step, final_psnr=run.final_psnr, cubic_psnr=self.baseline_psnr, elapsed_s=run.elapsed_s)
-
-    def card(self, run: RunSummary) -> str:
-        return render_card(self.card_facts(run))

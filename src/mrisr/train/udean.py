@@ -51,11 +51,10 @@ from mrisr.errors import InputError
 from mrisr.models import build_model, count_parameters
 from mrisr.models.udean import UdeanSystem
 from mrisr.patches.dataset import PatchDataset, store_attrs
-from mrisr.train.card import StoreInfo, card_lines
-from mrisr.train.config import TrainConfig, fingerprint
-from mrisr.train.engine import Engine, RunSummary, register_kind, resolve_device, step_loader
+from mrisr.train.config import fingerprint
+from mrisr.train.engine import Engine, register_kind, resolve_device, step_loader
 from mrisr.train.sampler import StepBatchSampler, augment_batch, augment_plan
-from mrisr.train.supervised import SupervisedTask, make_scheduler, memory_format, to_device
+from mrisr.train.supervised import SupervisedTask, make_scheduler, memory_format, store_info, to_device
 
 STREAM_SOURCE = 2  # RNG stream ids beside sampler.STREAM_ORDER (0) and STREAM_AUGMENT (1)
 STREAM_TARGET = 3
@@ -311,6 +310,9 @@ class UdeanTask(SupervisedTask):
         self.optimizers = {k: torch.optim.Adam(v, lr=self.cfg.lr, betas=tuple(u.adam_betas), eps=u.adam_eps)
                            for k, v in params.items()}
         self.schedulers = {k: make_scheduler(opt, self.cfg, u.lr_min) for k, opt in self.optimizers.items()}
+        self.stores = (store_info("source (hr)", self.source_h5, self.source_attrs, len(self.source_ds)),
+                       store_info("target (lr)", self.train_h5, self.attrs, len(self.target_ds)),
+                       store_info("val", self.val_h5, self.val_attrs, len(self.val_ds)))
         data_hash = f"{self.source_attrs.get('config_hash', '')}+{self.attrs.get('config_hash', '')}"
         self.fingerprint = fingerprint(self.arch, {**self.args, "udean": u.to_dict()}, self.cfg, self.seed,
                                        data_hash, str(self.val_attrs.get("config_hash", "")))
@@ -364,28 +366,24 @@ class UdeanTask(SupervisedTask):
                 sched.step()
         return torch.stack([g_loss, *(g_terms[k] for k in TERMS), d_terms["d_lr"], d_terms["d_feat"]]).detach()
 
-    def card(self, run: RunSummary) -> str:
-        """The common card with UDEAN's optimiser row and a section on the unsupervised objective."""
+    def card_rows(self) -> dict[str, str | None]:
         u, cfg = self.ucfg, self.cfg
-        facts = self.card_facts(run, (
-            StoreInfo("source (hr)", str(self.source_h5), str(self.source_attrs.get("config_hash", "")),
-                      len(self.source_ds)),
-            StoreInfo("target (lr)", str(self.train_h5), str(self.attrs.get("config_hash", "")), len(self.target_ds)),
-            StoreInfo("val", str(self.val_h5), str(self.val_attrs.get("config_hash", "")), len(self.val_ds))))
-        optimiser = (f"| optimiser | Adam (β {u.adam_betas[0]:g}, {u.adam_betas[1]:g}; ε {u.adam_eps:g}) for "
-                     f"generators and critics, alternating; lr {cfg.lr:g} → {u.lr_min:g} ({cfg.scheduler}); "
-                     f"unsupervised UDEAN objective |")
+        return {"optimiser": f"| optimiser | Adam (β {u.adam_betas[0]:g}, {u.adam_betas[1]:g}; ε {u.adam_eps:g}) for "
+                             f"generators and critics, alternating; lr {cfg.lr:g} → {u.lr_min:g} ({cfg.scheduler}); "
+                             f"unsupervised UDEAN objective |"}
+
+    def card_sections(self) -> list[str]:
+        u = self.ucfg
         lam = ", ".join(f"{k} {v:g}" for k, v in u.lambdas.items())
-        extra = ["", "## UDEAN", "",
-                 "Trained without HR/LR pairs: source HR and target LR patches are drawn independently; the val "
-                 "store (paired) only selects the best weights. Inference = LR encoder + SR decoder.", "",
-                 f"- pixel loss α·L1 + (1−α)·(1−SSIM3D), α = {u.alpha:g}; adversarial (LSGAN) weight β = {u.beta:g}",
-                 f"- λ: {lam}",
-                 f"- training-only networks: E_D {u.deg_layers} convs, LR decoder {u.lr_dec_layers} convs, "
-                 f"VGG critics {u.disc_stages} stages from {u.disc_feats} feats; "
-                 f"{count_parameters(self.system):,} trainable parameters in all",
-                 f"- udean settings: `{json.dumps(u.to_dict(), sort_keys=True)}`"]
-        return "\n".join(card_lines(facts, {"optimiser": optimiser}) + extra) + "\n"
+        return ["", "## UDEAN", "",
+                "Trained without HR/LR pairs: source HR and target LR patches are drawn independently; the val "
+                "store (paired) only selects the best weights. Inference = LR encoder + SR decoder.", "",
+                f"- pixel loss α·L1 + (1−α)·(1−SSIM3D), α = {u.alpha:g}; adversarial (LSGAN) weight β = {u.beta:g}",
+                f"- λ: {lam}",
+                f"- training-only networks: E_D {u.deg_layers} convs, LR decoder {u.lr_dec_layers} convs, "
+                f"VGG critics {u.disc_stages} stages from {u.disc_feats} feats; "
+                f"{count_parameters(self.system):,} trainable parameters in all",
+                f"- udean settings: `{json.dumps(u.to_dict(), sort_keys=True)}`"]
 
 
 def train_udean(model_cfg: dict, source_h5: Path, target_h5: Path, val_h5: Path, out_dir: Path, seed: int,
