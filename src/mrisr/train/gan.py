@@ -34,6 +34,7 @@ import json
 import math
 import sys
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import ClassVar
 
@@ -300,8 +301,7 @@ class GanTask(Task):
         cubic baseline's PSNR on them)."""
         if self._val_sets is None:
             loader = DataLoader(self.val_ds, batch_size=self.cfg.batch_size, shuffle=False)
-            batches = [b for i, b in enumerate(loader)
-                       if self.cfg.val_max_batches is None or i < self.cfg.val_max_batches]
+            batches = list(islice(loader, self.cfg.val_max_batches))
             self._val_sets = {}
             for r in self.val_scales:
                 pairs = [(b["lr"] if self.paired else make_lr(b["hr"], r, self.cfg.degradation, self.cfg.window),

@@ -7,6 +7,7 @@ per-patch PSNR on the val store; the card also gives the cubic baseline on the s
 
 from __future__ import annotations
 
+from itertools import islice
 from pathlib import Path
 
 import torch
@@ -66,9 +67,7 @@ def validate(model: torch.nn.Module, loader: DataLoader, device: torch.device, c
     """Mean per-patch PSNR of the model on (the first val_max_batches batches of) the val store."""
     model.eval()
     scores = []
-    for i, batch in enumerate(loader):
-        if cfg.val_max_batches is not None and i >= cfg.val_max_batches:
-            break
+    for batch in islice(loader, cfg.val_max_batches):  # None: every batch
         batch = to_device(batch, device, fmt)
         scores.append(psnr_per_sample(forward(model, batch, device, cfg.bf16), batch["hr"]).cpu())
     model.train()
@@ -83,9 +82,7 @@ def cubic_psnr(loader: DataLoader, attrs: dict, cfg: TrainConfig) -> float | Non
         return None
     up = CubicUpsample(scale, int(attrs["dims"]), attrs["grid_convention"])
     scores = []
-    for i, batch in enumerate(loader):
-        if cfg.val_max_batches is not None and i >= cfg.val_max_batches:
-            break
+    for batch in islice(loader, cfg.val_max_batches):
         lr, hr = batch["lr"], batch["hr"]
         if attrs.get("clip"):  # video store: cubic of the central frames, scored per clip like the model
             frames, warmup = attrs["clip"]
