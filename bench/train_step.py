@@ -1,4 +1,4 @@
-"""One training step: mrisr's Trainer against a bare torch loop, fp32 and bf16.
+"""One training step: the engine's SupervisedTask against a bare torch loop, fp32 and bf16.
 
     python bench/train_step.py [--quick] [--threads 1] [--dims 2|3]
 
@@ -7,9 +7,9 @@ Both sides train the same network (the default config's EDSR: 32 features, 4 blo
 batch 16 (2D, HR 48²) or 4 (3D, HR 24³), ×2:
 * reference "bare torch": patches already in torch tensors, random indices,
   autocast forward, L1, backward, Adam step;
-* mrisr: `Trainer` on an HDF5 patch store in the pipeline's layout — its DataLoader
-  (StepBatchSampler, PatchDataset), seeded augmentation, device transfer and
-  `optimizer_step`, i.e. the body of Trainer.steps without logging and validation.
+* mrisr: the engine's `SupervisedTask` on an HDF5 patch store in the pipeline's layout — its
+  DataLoader (StepBatchSampler, PatchDataset), seeded augmentation, device transfer and
+  `step`, i.e. what the engine runs per step without logging and validation.
 Rounds interleave the two (a few steps each); the median round is compared.
 Goal: mrisr / bare <= 1.15 at fp32 and at bf16.
 """
@@ -30,7 +30,8 @@ def bench(dims: int, bf16: bool, steps_per_round: int, rounds: int, tmp: Path) -
     import torch
 
     from mrisr.models import build_model
-    from mrisr.train.loop import Trainer, memory_format
+    from mrisr.train.engine import resolve_device
+    from mrisr.train.supervised import SupervisedTask, memory_format
 
     if dims == 2:
         args, hr_patch, batch, channels_last = {"n_feats": 32, "n_blocks": 4, "res_scale": 1.0}, (48, 48), 16, True
@@ -43,13 +44,13 @@ def bench(dims: int, bf16: bool, steps_per_round: int, rounds: int, tmp: Path) -
         write_patch_store(val_h5, 32, hr_patch, 2, seed=1, split="val")
     cfg = {"arch": "edsr", "args": args,
            "train": {"steps": 100000, "batch_size": batch, "lr": 2e-4, "bf16": bf16, "channels_last": channels_last}}
-    trainer = Trainer(cfg, train_h5, val_h5, tmp / f"out{dims}{int(bf16)}", seed=0, device="cpu")
-    batches = iter(trainer.train_loader())
+    task = SupervisedTask(cfg, train_h5, val_h5, seed=0, device=resolve_device("cpu"))
+    batches = iter(task.batches(0))
     state = {"step": 0}
 
     def mrisr_steps() -> None:
         for _ in range(steps_per_round):
-            trainer.optimizer_step(trainer.prepare_batch(next(batches), state["step"]))
+            task.step(next(batches), state["step"])
             state["step"] += 1
 
     torch.manual_seed(0)
@@ -99,7 +100,7 @@ def main() -> None:
         for bf16 in (False, True):
             bare, ours = bench(args.dims, bf16, steps, rounds, Path(tmp))
             ratio = ours / bare
-            print(f"{'bf16' if bf16 else 'fp32':5s} bare torch {bare * 1e3:8.1f} ms/step   mrisr Trainer "
+            print(f"{'bf16' if bf16 else 'fp32':5s} bare torch {bare * 1e3:8.1f} ms/step   mrisr task    "
                   f"{ours * 1e3:8.1f} ms/step   ratio {ratio:5.2f}  ({verdict(ratio, GOAL)})")
 
 

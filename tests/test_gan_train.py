@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
-import signal
 from collections import Counter
 from pathlib import Path
 
@@ -19,13 +17,13 @@ from mrisr.degrade.patch import degrade_patches
 from mrisr.errors import InputError
 from mrisr.models import load_model
 from mrisr.models.io import read_model_record
-from mrisr.train import gan
-from mrisr.train.gan import (META_SR_SCALES, GanConfig, make_lr, step_scale, train_gan, training_scales,
-                             validation_scales)
-from mrisr.train.perceptual import FEATURE_LAYERS, PerceptualLoss, load_vgg19_features, vgg19_features
+from mrisr.train import gan, train_model
+from mrisr.train.gan import META_SR_SCALES, GanConfig, make_lr, step_scale, training_scales, validation_scales
+from mrisr.models.vgg19 import FEATURE_LAYERS, load_vgg19_features, vgg19_features
+from mrisr.train.perceptual import PerceptualLoss
 
 PATCH = 24
-TINY = {"arch": "meta_srgan", "args": {"n_feats": 8, "n_blocks": 1, "hidden": 16},
+TINY = {"trainer": "adversarial", "arch": "meta_srgan", "args": {"n_feats": 8, "n_blocks": 1, "hidden": 16},
         "disc": {"n_feats": 8, "n_stages": 2, "fc": 16}}
 
 
@@ -125,7 +123,7 @@ def test_make_lr_degrades_each_patch_over_its_two_axes(mode):
 # ---------------------------------------------------------------------------- runs
 def test_meta_srgan_run_writes_outputs_and_says_perceptual_is_off(stores, tmp_path, capsys):
     train_h5, val_h5 = stores
-    path = train_gan(cfg(), train_h5, val_h5, tmp_path, seed=0, device="cpu")
+    path = train_model(cfg(), train_h5, val_h5, tmp_path, seed=0, device="cpu")
     assert path == tmp_path / "model.pt"
     record = read_model_record(path)
     assert (record["arch"], record["scale"], record["dims"], record["grid_convention"]) == \
@@ -149,62 +147,36 @@ def test_meta_srgan_run_writes_outputs_and_says_perceptual_is_off(stores, tmp_pa
 
 def test_learning_rate_decays_by_the_factor_at_fixed_intervals(stores, tmp_path):
     train_h5, val_h5 = stores
-    train_gan(cfg(steps=5, lr=1e-3, lr_decay=0.5, lr_decay_every=2, val_every=5, ckpt_every=5), train_h5, val_h5,
+    train_model(cfg(steps=5, lr=1e-3, lr_decay=0.5, lr_decay_every=2, val_every=5, ckpt_every=5), train_h5, val_h5,
               tmp_path, seed=0, device="cpu")
     lrs = [float(r["lr"]) for r in read_log(tmp_path / "log.csv")]
     np.testing.assert_allclose(lrs, [1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4])
 
 
-def test_resume_after_sigterm_matches_uninterrupted_run(stores, tmp_path, monkeypatch):
-    train_h5, val_h5 = stores
-    c = cfg(steps=4, ckpt_every=1)
-    ref = read_model_record(train_gan(c, train_h5, val_h5, tmp_path / "ref", seed=1, device="cpu"))
-
-    original = gan.GanTrainer.optimizer_step
-    calls = {"n": 0}
-
-    def step_then_signal(self, lr, hr, r):
-        out = original(self, lr, hr, r)
-        calls["n"] += 1
-        if calls["n"] == 2:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return out
-
-    monkeypatch.setattr(gan.GanTrainer, "optimizer_step", step_then_signal)
-    with pytest.raises(SystemExit) as err:
-        train_gan(c, train_h5, val_h5, tmp_path / "run", seed=1, device="cpu")
-    assert err.value.code == 143
-    assert torch.load(tmp_path / "run" / "ckpt" / "last.pt", weights_only=True)["step"] == 2
-    assert not (tmp_path / "run" / "model.pt").exists()
-    monkeypatch.setattr(gan.GanTrainer, "optimizer_step", original)
-    got = read_model_record(train_gan(c, train_h5, val_h5, tmp_path / "run", seed=1, device="cpu"))
-    assert got["step"] == ref["step"]
-    for k, v in ref["state_dict"].items():
-        assert torch.equal(v, got["state_dict"][k]), k
-    assert [r["step"] for r in read_log(tmp_path / "run" / "log.csv")] == ["1", "2", "3", "4"]
+# Resume after SIGTERM: tests/test_train.py::test_resume_after_sigterm_matches_uninterrupted_run[adversarial].
 
 
 def test_a_config_edit_retrains_from_scratch(stores, tmp_path):
     """Snakemake reruns train after a config edit: the old checkpoint is moved aside, not resumed."""
     train_h5, val_h5 = stores
-    train_gan(cfg(steps=2), train_h5, val_h5, tmp_path / "run", seed=0, device="cpu")
-    edited = read_model_record(train_gan(cfg(steps=2, adv_weight=0.01), train_h5, val_h5, tmp_path / "run",
+    train_model(cfg(steps=2), train_h5, val_h5, tmp_path / "run", seed=0, device="cpu")
+    edited = read_model_record(train_model(cfg(steps=2, adv_weight=0.01), train_h5, val_h5, tmp_path / "run",
                                          seed=0, device="cpu"))
-    fresh = read_model_record(train_gan(cfg(steps=2, adv_weight=0.01), train_h5, val_h5, tmp_path / "fresh",
+    fresh = read_model_record(train_model(cfg(steps=2, adv_weight=0.01), train_h5, val_h5, tmp_path / "fresh",
                                         seed=0, device="cpu"))
     assert all(torch.equal(v, edited["state_dict"][k]) for k, v in fresh["state_dict"].items())
-    assert (tmp_path / "run" / "ckpt" / "stale" / "last.pt").is_file()
+    assert len(list((tmp_path / "run" / "ckpt" / "stale").glob("*.pt"))) == 2  # last.pt and best.pt, kept
     assert [r["step"] for r in read_log(tmp_path / "run" / "log.csv")] == [r["step"] for r in read_log(tmp_path / "fresh" / "log.csv")]
 
 
 def test_srgan_baseline_trains_at_its_fixed_scale(stores, tmp_path):
     train_h5, val_h5 = stores
-    c = {"arch": "srgan", "args": {"n_feats": 8, "n_blocks": 1}, "disc": TINY["disc"],
+    c = {"trainer": "adversarial", "arch": "srgan", "args": {"n_feats": 8, "n_blocks": 1}, "disc": TINY["disc"],
          "train": {"steps": 2, "batch_size": 4, "val_every": 2, "ckpt_every": 2, "scales": [2]}}
-    record = read_model_record(train_gan(c, train_h5, val_h5, tmp_path, seed=0, device="cpu"))
+    record = read_model_record(train_model(c, train_h5, val_h5, tmp_path, seed=0, device="cpu"))
     assert (record["arch"], record["scale"]) == ("srgan", 2)
     with pytest.raises(ValueError, match="one integer scale"):
-        train_gan({**c, "train": {**c["train"], "scales": [2.5]}}, train_h5, val_h5, tmp_path / "x", 0, "cpu")
+        train_model({**c, "train": {**c["train"], "scales": [2.5]}}, train_h5, val_h5, tmp_path / "x", 0, "cpu")
 
 
 def test_l1_only_training_beats_cubic_at_every_val_scale(stores, tmp_path):
@@ -212,7 +184,7 @@ def test_l1_only_training_beats_cubic_at_every_val_scale(stores, tmp_path):
     train_h5, val_h5 = stores
     c = cfg(steps=40, batch_size=8, lr=2e-3, adv_weight=0.0, val_every=40, ckpt_every=40, log_every=10,
             scales=[2.0, 3.0], degradation="bicubic")
-    train_gan(c, train_h5, val_h5, tmp_path, seed=0, device="cpu")
+    train_model(c, train_h5, val_h5, tmp_path, seed=0, device="cpu")
     rows = [line for line in (tmp_path / "card.md").read_text().splitlines() if line.startswith("| 2 |")
             or line.startswith("| 3 |")]
     assert len(rows) == 2
@@ -225,7 +197,7 @@ def test_l1_only_training_beats_cubic_at_every_val_scale(stores, tmp_path):
 def test_hr_store_must_hold_2d_patches(tmp_path):
     bad = write_hr_store(tmp_path / "bad.h5", np.zeros((2, 4, 4, 4), np.float32), "x")
     with pytest.raises(InputError, match="2D HR patches"):
-        train_gan(cfg(), bad, bad, tmp_path / "out", 0, "cpu")
+        train_model(cfg(), bad, bad, tmp_path / "out", 0, "cpu")
 
 
 # ---------------------------------------------------------------------------- perceptual
@@ -282,7 +254,7 @@ def test_perceptual_loss_is_feature_mse_with_gradient_to_sr_only(tmp_path):
 def test_configured_vgg_weights_switch_the_perceptual_term_on(stores, tmp_path):
     train_h5, val_h5 = stores
     fake_vgg_file(tmp_path / "vgg.pth", True)
-    train_gan(cfg(steps=1, val_every=1, ckpt_every=1, vgg_weights=str(tmp_path / "vgg.pth")), train_h5, val_h5,
+    train_model(cfg(steps=1, val_every=1, ckpt_every=1, vgg_weights=str(tmp_path / "vgg.pth")), train_h5, val_h5,
               tmp_path / "out", seed=0, device="cpu")
     card = (tmp_path / "out" / "card.md").read_text()
     assert "perceptual term ON" in card and "perceptual term OFF" not in card
@@ -317,18 +289,18 @@ def test_srgan_on_a_pair_store_trains_on_the_stored_lr(pair_stores, tmp_path, mo
         raise AssertionError("a pair store's LR must be used as stored")
 
     monkeypatch.setattr(gan, "make_lr", no_on_the_fly_lr)
-    srgan = {"arch": "srgan", "args": {"n_feats": 8, "n_blocks": 1}, "disc": TINY["disc"],
+    srgan = {"trainer": "adversarial", "arch": "srgan", "args": {"n_feats": 8, "n_blocks": 1}, "disc": TINY["disc"],
              "train": {"steps": 2, "batch_size": 4, "val_every": 2, "ckpt_every": 2, "log_every": 1}}
-    train_gan(srgan, *pair_stores, tmp_path, 0, "cpu")
+    train_model(srgan, *pair_stores, tmp_path, 0, "cpu")
     rec = read_model_record(tmp_path / "model.pt")
     assert rec["arch"] == "srgan" and rec["scale"] == 2
     assert "LR from the pair store" in (tmp_path / "card.md").read_text()
     with pytest.raises(ValueError, match="pair store's scale 2"):
-        train_gan({**srgan, "train": {**srgan["train"], "scales": [3]}}, *pair_stores, tmp_path / "b", 0, "cpu")
+        train_model({**srgan, "train": {**srgan["train"], "scales": [3]}}, *pair_stores, tmp_path / "b", 0, "cpu")
 
 
 def test_bf16_autocast_trains_and_other_schedulers_are_refused(stores, tmp_path):
-    train_gan(cfg(steps=2, bf16=True), *stores, tmp_path, 0, "cpu")
+    train_model(cfg(steps=2, bf16=True), *stores, tmp_path, 0, "cpu")
     assert (tmp_path / "model.pt").is_file()
     with pytest.raises(ValueError, match="scheduler: step"):
         GanConfig.from_dict({"steps": 2, "batch_size": 2, "scheduler": "cosine"})

@@ -125,8 +125,8 @@ TINY_MC = {
         },
     },
     "models": {
-        "edsr": {"arch": "edsr", "args": {"n_feats": 4, "n_blocks": 1}, "train": {"steps": 2, "batch_size": 2}},
-        **{name: {"arch": "minet", "args": {**TINY_ARGS, **switch},
+        "edsr": {"arch": "edsr", "trainer": "supervised", "args": {"n_feats": 4, "n_blocks": 1}, "train": {"steps": 2, "batch_size": 2}},
+        **{name: {"arch": "minet", "trainer": "supervised", "args": {**TINY_ARGS, **switch},
                   "train": {"steps": 2, "batch_size": 2, "val_every": 2, "ckpt_every": 2}}
            for name, switch in [("minet", {}), ("minet_no_aux", {"use_ref": False}),
                                 ("minet_no_int", {"use_integration": False}),

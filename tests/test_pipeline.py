@@ -56,7 +56,7 @@ TINY = {
             "methods": ["tricubic", "edsr"],
         },
     },
-    "models": {"edsr": {"arch": "edsr", "args": {"n_feats": 8, "n_blocks": 1},
+    "models": {"edsr": {"arch": "edsr", "trainer": "supervised", "args": {"n_feats": 8, "n_blocks": 1},
                         "train": {"steps": 6, "batch_size": 4, "val_every": 3, "ckpt_every": 3}}},
 }
 

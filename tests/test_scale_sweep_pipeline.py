@@ -40,11 +40,11 @@ TINY = {
         },
     },
     "models": {
-        "edsr": {"arch": "edsr", "args": {"n_feats": 4, "n_blocks": 1},
+        "edsr": {"arch": "edsr", "trainer": "supervised", "args": {"n_feats": 4, "n_blocks": 1},
                  "train": {"steps": 2, "batch_size": 4, "val_every": 2, "ckpt_every": 2}},
-        "meta_srgan": {"arch": "meta_srgan", "store": "hr", "args": {"n_feats": 4, "n_blocks": 1, "hidden": 8},
+        "meta_srgan": {"arch": "meta_srgan", "trainer": "adversarial", "store": "hr", "args": {"n_feats": 4, "n_blocks": 1, "hidden": 8},
                        "disc": DISC, "train": {**GAN_TRAIN, "scales": [1.5, 2.5], "lr_decay_every": 2}},
-        "srgan": {"arch": "srgan", "args": {"n_feats": 4, "n_blocks": 1}, "disc": DISC, "train": GAN_TRAIN},
+        "srgan": {"arch": "srgan", "trainer": "adversarial", "args": {"n_feats": 4, "n_blocks": 1}, "disc": DISC, "train": GAN_TRAIN},
     },
 }
 

@@ -23,13 +23,14 @@ from mrisr.errors import InputError
 from mrisr.grid import Grid, cubic_upsample
 from mrisr.models import load_model
 from mrisr.patches.dataset import PatchDataset, store_attrs
-from mrisr.train import train
-from mrisr.train import loop
+import engine_golden
+from mrisr.train import KINDS, train
+from mrisr.train.checkpoint import fingerprint_name
 from mrisr.train.config import TrainConfig
 from mrisr.train.sampler import StepBatchSampler, allowed_moves, augment_batch, augment_plan, batch_indices
 
 SRC = Path(mrisr.__file__).resolve().parents[1]
-TINY = {"arch": "edsr", "args": {"n_feats": 8, "n_blocks": 1}}
+TINY = {"trainer": "supervised", "arch": "edsr", "args": {"n_feats": 8, "n_blocks": 1}}
 
 
 # ---------------------------------------------------------------------------- stores
@@ -217,41 +218,62 @@ def test_training_learns_and_beats_cubic(blocky_stores, tmp_path):
         assert needle in card
     for name in ("last.pt", "best.pt"):
         assert torch.load(tmp_path / "ckpt" / name, weights_only=True)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["card.md", "ckpt", "log.csv", "model.pt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["card.md", "ckpt", "curves.png", "log.csv", "model.pt"]
+    assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def _state(path: Path) -> dict:
     return torch.load(path, weights_only=True)
 
 
-def test_resume_after_sigterm_matches_uninterrupted_run(blocky_stores, tmp_path, monkeypatch):
-    train_h5, val_h5 = blocky_stores
-    cfg = tiny_cfg()
+# One resume test for every training kind: (tiny case of engine_golden, steps, step after which SIGTERM arrives).
+RESUME_CASES = {"supervised": ("edsr", 12, 5), "adversarial": ("meta_srgan", 6, 3), "udean": ("udean", 6, 3)}
+
+
+def kind_run(kind: str, tmp_path: Path):
+    """(config, train store, val store) of the kind's tiny case, with the resume test's schedule."""
+    case, steps, _ = RESUME_CASES[kind]
+    cfg = engine_golden.CASES[case]
+    cfg = {**cfg, "train": {**cfg["train"], "steps": steps, "val_every": 2, "ckpt_every": 4, "log_every": 1}}
+    (tmp_path / "stores").mkdir()
+    return (cfg, *engine_golden.stores_for(case, tmp_path / "stores"))
+
+
+def test_resume_covers_every_kind():
+    assert set(RESUME_CASES) == set(KINDS)
+
+
+@pytest.mark.parametrize("kind", sorted(RESUME_CASES))
+def test_resume_after_sigterm_matches_uninterrupted_run(kind, tmp_path, monkeypatch):
+    """Weights, every trained network (critics, UDEAN's degradation half), optimizer state and
+    validation scores after kill + resume are those of an uninterrupted run, bit for bit."""
+    cfg, train_h5, val_h5 = kind_run(kind, tmp_path)
+    kill_at = RESUME_CASES[kind][2]
     full = train(cfg, train_h5, val_h5, tmp_path / "full", seed=3, device="cpu")
 
-    # Interrupted run: a real SIGTERM to this process after optimizer step 13
-    # (between checkpoints at 8 and 16, mid-epoch of 32 batches).
-    original = loop.Trainer.optimizer_step
+    # Interrupted run: a real SIGTERM to this process after optimizer step kill_at (between checkpoints).
+    task_cls = KINDS[kind]
+    original = task_cls.step
     calls = {"n": 0}
 
-    def step_then_signal(self, batch):
-        out = original(self, batch)
+    def step_then_signal(self, batch, step):
+        out = original(self, batch, step)
         calls["n"] += 1
-        if calls["n"] == 13:
+        if calls["n"] == kill_at:
             os.kill(os.getpid(), signal.SIGTERM)
         return out
 
-    monkeypatch.setattr(loop.Trainer, "optimizer_step", step_then_signal)
+    monkeypatch.setattr(task_cls, "step", step_then_signal)
     out = tmp_path / "resumed"
     handler_before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(SystemExit) as stop:
         train(cfg, train_h5, val_h5, out, seed=3, device="cpu")
     assert stop.value.code == 143
-    assert _state(out / "ckpt" / "last.pt")["step"] == 13
+    assert _state(out / "ckpt" / "last.pt")["step"] == kill_at
     assert not (out / "model.pt").exists()
     assert signal.getsignal(signal.SIGTERM) is handler_before  # handlers restored after train()
 
-    monkeypatch.setattr(loop.Trainer, "optimizer_step", original)
+    monkeypatch.setattr(task_cls, "step", original)
     resumed = train(cfg, train_h5, val_h5, out, seed=3, device="cpu")
 
     a, b = _state(full), _state(resumed)
@@ -259,16 +281,45 @@ def test_resume_after_sigterm_matches_uninterrupted_run(blocky_stores, tmp_path,
     assert a["state_dict"].keys() == b["state_dict"].keys()
     assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
     la, lb = _state(tmp_path / "full" / "ckpt" / "last.pt"), _state(out / "ckpt" / "last.pt")
-    assert all(torch.equal(la["model"][k], lb["model"][k]) for k in la["model"])
-    for pa, pb in zip(la["optimizer"]["state"].values(), lb["optimizer"]["state"].values()):
-        assert torch.equal(pa["exp_avg_sq"], pb["exp_avg_sq"])
+    assert la["model"].keys() == lb["model"].keys()
+    assert all(torch.equal(la["model"][k], lb["model"][k]) for k in la["model"])  # critics and E_D too
+    assert la["optimizers"].keys() == lb["optimizers"].keys() == {"supervised": {"model"}}.get(kind, {"g", "d"})
+    for name in la["optimizers"]:
+        for pa, pb in zip(la["optimizers"][name]["state"].values(), lb["optimizers"][name]["state"].values()):
+            assert torch.equal(pa["exp_avg_sq"], pb["exp_avg_sq"])
 
-    # The log describes one run: no step twice, same validation scores.
+    # The log describes one run: every step once (log_every 1), same validation scores.
     rows_a, rows_b = read_log(tmp_path / "full" / "log.csv"), read_log(out / "log.csv")
-    steps_b = [int(r["step"]) for r in rows_b]
-    assert steps_b == sorted(set(steps_b)) and 13 in steps_b
+    assert [int(r["step"]) for r in rows_b] == list(range(1, cfg["train"]["steps"] + 1))
     val = lambda rows: [(r["step"], r["val_psnr"]) for r in rows if r["val_psnr"]]  # noqa: E731
     assert val(rows_a) == val(rows_b)
+
+
+def test_log_csv_keeps_rows_before_the_resume_step_when_snakemake_deleted_it(blocky_stores, tmp_path, monkeypatch):
+    """Issue 14: log.csv is a declared output, so Snakemake deletes it before rerunning a killed
+    training job; the rows up to the checkpoint come back from ckpt/last.pt."""
+    train_h5, val_h5 = blocky_stores
+    cfg = tiny_cfg(steps=12, val_every=4, ckpt_every=4, log_every=1)
+    full = tmp_path / "full"
+    train(cfg, train_h5, val_h5, full, seed=0, device="cpu")
+    original = KINDS["supervised"].step
+
+    def step_then_signal(self, batch, step):
+        out = original(self, batch, step)
+        if step + 1 == 6:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return out
+
+    monkeypatch.setattr(KINDS["supervised"], "step", step_then_signal)
+    with pytest.raises(SystemExit):
+        train(cfg, train_h5, val_h5, tmp_path / "run", seed=0, device="cpu")
+    monkeypatch.setattr(KINDS["supervised"], "step", original)
+    (tmp_path / "run" / "log.csv").unlink()  # what Snakemake does to a failed job's outputs
+    train(cfg, train_h5, val_h5, tmp_path / "run", seed=0, device="cpu")
+    rows = read_log(tmp_path / "run" / "log.csv")
+    assert [int(r["step"]) for r in rows] == list(range(1, 13))
+    no_time = lambda rows: [{k: v for k, v in r.items() if k != "elapsed_s"} for r in rows]  # noqa: E731
+    assert no_time(rows) == no_time(read_log(full / "log.csv"))
 
 
 def test_a_config_edit_retrains_from_scratch(blocky_stores, tmp_path):
@@ -281,9 +332,28 @@ def test_a_config_edit_retrains_from_scratch(blocky_stores, tmp_path):
     fresh = torch.load(train(tiny_cfg(steps=8, lr=1e-3), train_h5, val_h5, tmp_path / "fresh", seed=0, device="cpu"),
                        weights_only=True)
     assert all(torch.equal(v, edited["state_dict"][k]) for k, v in fresh["state_dict"].items())
-    assert (tmp_path / "run" / "ckpt" / "stale" / "last.pt").is_file()
+    assert len(list((tmp_path / "run" / "ckpt" / "stale").glob("*.pt"))) == 2  # last.pt and best.pt, kept
     no_time = lambda rows: [{k: v for k, v in r.items() if k != "elapsed_s"} for r in rows]  # noqa: E731
     assert no_time(read_log(tmp_path / "run" / "log.csv")) == no_time(read_log(tmp_path / "fresh" / "log.csv"))
+
+
+def test_a_second_config_edit_does_not_overwrite_the_stale_checkpoint(blocky_stores, tmp_path):
+    """Issue 14: every stale checkpoint is kept, named by its run's fingerprint — a second edit
+    (and going back to an earlier config) never overwrites one moved aside before."""
+    train_h5, val_h5 = blocky_stores
+    run, stale = tmp_path / "run", tmp_path / "run" / "ckpt" / "stale"
+    firsts = []
+    for lr in (1e-3, 2e-3, 1e-3, 3e-3):  # three edits; the third goes back to the first config
+        train(tiny_cfg(steps=2, lr=lr), train_h5, val_h5, run, seed=0, device="cpu")
+        firsts.append(_state(run / "ckpt" / "last.pt"))
+    kept = sorted(p.name for p in stale.glob("*.pt") if not p.name.endswith(".best.pt"))
+    assert len(kept) == 3 and len(list(stale.glob("*.best.pt"))) == 3
+    # the first config's checkpoint twice (once as <fingerprint>-2.pt), the second's once
+    name = fingerprint_name(firsts[0]["fingerprint"])
+    assert f"{name}.pt" in kept and f"{name}-2.pt" in kept
+    assert f"{fingerprint_name(firsts[1]['fingerprint'])}.pt" in kept
+    for old, path in ((firsts[0], stale / f"{name}.pt"), (firsts[1], stale / f"{fingerprint_name(firsts[1]['fingerprint'])}.pt")):
+        assert all(torch.equal(v, _state(path)["model"][k]) for k, v in old["model"].items())
 
 
 def test_a_corrupt_checkpoint_still_fails_with_its_name(blocky_stores, tmp_path):
@@ -393,7 +463,7 @@ def test_model_with_reference_input_and_own_loss_trains(tmp_path, monkeypatch):
     rng = np.random.default_rng(8)
     lr, hr = blocky_pair(rng, 8, lr_size=4)
     path = write_store(tmp_path / "r.h5", lr, hr, ref=hr + 0.1)
-    cfg = {"arch": "test-ref", "args": {}, "train": {"steps": 2, "batch_size": 4, "lr": 1e-2, "val_every": 2,
+    cfg = {"trainer": "supervised", "arch": "test-ref", "args": {}, "train": {"steps": 2, "batch_size": 4, "lr": 1e-2, "val_every": 2,
                                                        "ckpt_every": 2}}
     train(cfg, path, path, tmp_path / "out", seed=0, device="cpu")
     assert seen["shapes"] == ((4, 1, 4, 4), (4, 1, 8, 8))

@@ -36,11 +36,11 @@ TINY = {
         },
     },
     "models": {
-        "ts_rcan_registered": {"arch": "rcan3d", "store": "registered_pairs", "args": ARGS, "train": TRAIN},
-        "ts_rcan_shift": {"arch": "rcan3d", "store": "nearest_pairs", "args": ARGS, "train": TRAIN},
-        "udean_misaligned": {"arch": "udean", "store": "udean_misaligned", "args": ARGS, "train": TRAIN,
+        "ts_rcan_registered": {"arch": "rcan3d", "trainer": "supervised", "store": "registered_pairs", "args": ARGS, "train": TRAIN},
+        "ts_rcan_shift": {"arch": "rcan3d", "trainer": "supervised", "store": "nearest_pairs", "args": ARGS, "train": TRAIN},
+        "udean_misaligned": {"arch": "udean", "trainer": "udean", "store": "udean_misaligned", "args": ARGS, "train": TRAIN,
                              "udean": {"deg_layers": 2, "disc_feats": 4, "disc_stages": 2}},
-        "udean_unpaired": {"arch": "udean", "store": "udean_unpaired", "args": ARGS, "train": TRAIN,
+        "udean_unpaired": {"arch": "udean", "trainer": "udean", "store": "udean_unpaired", "args": ARGS, "train": TRAIN,
                            "udean": {"deg_layers": 2, "disc_feats": 4, "disc_stages": 2}},
     },
 }

@@ -53,9 +53,9 @@ TINY = {
         },
     },
     "models": {
-        "phase_vsr": {"arch": "phase_vsr", "store": "clips", "args": PHASE_ARGS, "train": TRAIN,
+        "phase_vsr": {"arch": "phase_vsr", "trainer": "supervised", "store": "clips", "args": PHASE_ARGS, "train": TRAIN,
                       "sweeps": {"omega": [0, 2], "n_warmup": [0, 2]}},
-        "phase_vsr_nomem": {"arch": "phase_vsr", "store": "clips", "train": TRAIN,
+        "phase_vsr_nomem": {"arch": "phase_vsr", "trainer": "supervised", "store": "clips", "train": TRAIN,
                             "args": {**PHASE_ARGS, "n_warmup": 0, "omega": 0, "memory": False,
                                      "bidirectional": False, "fusion": False}},
     },
@@ -174,7 +174,7 @@ def test_training_cubic_baseline_on_a_clip_store_scores_the_central_frames(stage
     from mrisr.grid import Grid, cubic_upsample
     from mrisr.patches.dataset import PatchDataset, store_attrs
     from mrisr.train.config import TrainConfig
-    from mrisr.train.loop import cubic_psnr
+    from mrisr.train.supervised import cubic_psnr
 
     attrs = store_attrs(staged / STORE)
     assert attrs["clip"] == [2, 1]

@@ -155,21 +155,9 @@ def cmd_patches(a: argparse.Namespace) -> None:
 
 def cmd_train(a: argparse.Namespace) -> None:
     _set_threads(a.threads)
-    if a.model_config.get("arch") == "udean":  # unpaired: --train is one store with source_hr + target_lr
-        from mrisr.train.udean import train_udean
+    from mrisr.train import train_model  # the model config's `trainer:` key picks the kind
 
-        train_udean(a.model_config, Path(a.train), Path(a.train), Path(a.val), Path(a.out_dir), a.seed, a.device)
-        return
-    from mrisr.train.gan import GAN_ARCHS
-
-    if a.model_config.get("arch") in GAN_ARCHS:  # adversarial generators (issue 6): their own loop
-        from mrisr.train.gan import train_gan
-
-        train_gan(a.model_config, Path(a.train), Path(a.val), Path(a.out_dir), a.seed, a.device)
-        return
-    from mrisr.train import train
-
-    train(a.model_config, Path(a.train), Path(a.val), Path(a.out_dir), a.seed, a.device)
+    train_model(a.model_config, Path(a.train), Path(a.val), Path(a.out_dir), a.seed, a.device)
 
 
 def cmd_evaluate(a: argparse.Namespace) -> None:

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -54,42 +55,46 @@ class SRModel(nn.Module):
 
 
 class CubicUpsample(nn.Module):
-    """Separable Keys-cubic upsampling (B, C, *lr) → (B, C, *hr) on every spatial axis.
+    """Separable Keys-cubic upsampling (B, C, *lr) → (B, C, *hr) on every spatial axis: the one
+    cubic upsampler of every model, trainer and baseline.
 
-    The per-axis matrices come from `mrisr.grid.upsample_matrix`, the same numpy helper
-    the evaluation baseline uses, so both agree to float32 rounding. They depend on the
-    input size, so they are cached per (size, device) and are not module buffers (a
-    state_dict must not depend on which sizes happened to be seen).
+    With an integer `scale` the HR size is scale × the LR size; `forward(x, out_shape)` takes
+    any HR sizes (non-integer scales: Meta-SRGAN; pass scale=None there). The per-axis
+    matrices come from `mrisr.grid.axis_grid` + `upsample_matrix`, the same numpy helpers the
+    evaluation baseline uses, so both agree to float32 rounding. They depend on the sizes, so
+    they are cached per (n_lr, n_hr, device) and are not module buffers (a state_dict must not
+    depend on which sizes happened to be seen).
     """
 
-    def __init__(self, scale: int, dims: int, convention: str) -> None:
+    def __init__(self, scale: int | None, dims: int, convention: str) -> None:
         super().__init__()
-        self.scale = check_integer_scale(scale)
+        self.scale = None if scale is None else check_integer_scale(scale)
         self.dims = check_dims(dims)
         if convention not in CONVENTIONS:
             raise ValueError(f"unknown grid convention {convention!r}; expected one of {CONVENTIONS}")
         self.convention = convention
-        # An exact integer scale makes the grid independent of the axis length.
-        self._axis_grid = axis_grid(convention, self.scale, 1)
-        self._cache: dict[tuple[int, str], torch.Tensor] = {}
+        self._cache: dict[tuple[int, int, str], torch.Tensor] = {}
 
-    def _matrix(self, n_lr: int, device: torch.device) -> torch.Tensor:
-        key = (n_lr, str(device))
+    def matrix(self, n_lr: int, n_hr: int, device: torch.device) -> torch.Tensor:
+        key = (int(n_lr), int(n_hr), str(device))
         m = self._cache.get(key)
         if m is None:
-            w = upsample_matrix(self._axis_grid, n_lr, n_lr * self.scale)
-            m = torch.from_numpy(w).to(device=device, dtype=torch.float32)
-            self._cache[key] = m
+            w = upsample_matrix(axis_grid(self.convention, n_hr, n_lr), n_lr, n_hr)
+            m = self._cache[key] = torch.from_numpy(w).to(device=device, dtype=torch.float32)
         return m
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, out_shape: Sequence[int] | None = None) -> torch.Tensor:
         if x.ndim != self.dims + 2:
             raise ValueError(f"expected a (B, C, {self.dims} spatial) tensor, got shape {tuple(x.shape)}")
+        if out_shape is None:
+            if self.scale is None:
+                raise ValueError("CubicUpsample without a scale needs out_shape")
+            out_shape = [n * self.scale for n in x.shape[2:]]
         # float32 even under bf16 autocast: this path carries most of the signal.
         with torch.autocast(device_type=x.device.type, enabled=False):
             out = x.float()
-            for axis in range(2, x.ndim):
-                m = self._matrix(out.shape[axis], out.device)
+            for axis, n_hr in zip(range(2, x.ndim), out_shape):
+                m = self.matrix(out.shape[axis], n_hr, out.device)
                 out = torch.movedim(torch.movedim(out, axis, -1) @ m.T, -1, axis)
         return out
 

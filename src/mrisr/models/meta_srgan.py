@@ -1,10 +1,8 @@
-"""Meta-SRGAN (one generator for any scale) and the SRGAN baseline, 2D, one channel.
+"""Meta-SRGAN (one generator for any scale), 2D, one channel.
 
-Generator trunk (SRGAN, Ledig et al. CVPR 2017): conv9 + PReLU head → n_blocks ×
-(conv-BN-PReLU-conv-BN + skip) → conv-BN + global skip from the head. Then:
+Generator trunk, normalisation and discriminator are SRGAN's (`models.srgan`, Ledig et al.
+CVPR 2017; the fixed-scale baseline `srgan` lives there). Then:
 
-* `srgan`: sub-pixel upsampling (conv → pixel shuffle ×2 → PReLU per stage) → conv9 to
-  1 channel; a fixed integer scale.
 * `meta_srgan`: the Meta-Upscale module (Hu et al., CVPR 2019, "Meta-SR"): for every HR
   pixel a weight-prediction net (3 FC layers) maps its position relative to the LR grid
   and 1/r to the weights of a k×k×C→1 filter, applied to the LR features around it. Any
@@ -21,7 +19,7 @@ Departures, both so that the output sits on the degradation's HR grid (`mrisr.gr
   leave it at the support's edge); on corner-indexed pixel areas the paper's ⌊i/r⌋ is the
   same choice (the LR pixel containing the HR pixel's start).
 * Global residual. Both generators add the convention-aware Keys-cubic upsample of the LR
-  input (general per-axis matrices for non-integer scales), and their last layer (the
+  input (`common.CubicUpsample` onto any output shape, for non-integer scales), and their last layer (the
   predictor's output layer / the tail conv) starts at zero, so an untrained generator is
   exactly the bicubic baseline.
 
@@ -50,17 +48,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mrisr.grid import CONVENTIONS, axis_grid, upsample_matrix
-from mrisr.models.common import CubicUpsample, PixelShuffle, SRModel, check_integer_scale, upsample_factors
+from mrisr.grid import CONVENTIONS, axis_grid
+from mrisr.models.common import CubicUpsample
 from mrisr.models.registry import register
+from mrisr.models.srgan import Discriminator, NormalizedGenerator, SRGANTrunk, check_2d, zero_init  # noqa: F401
 
 
 # ------------------------------------------------------------------------- geometry
-def check_2d(dims: int) -> None:
-    if int(dims) != 2:
-        raise ValueError(f"SRGAN / Meta-SRGAN are 2D models (slice by slice), got dims={dims}")
-
-
 def check_convention(convention: str) -> str:
     if convention not in CONVENTIONS:
         raise ValueError(f"unknown grid convention {convention!r}; expected one of {CONVENTIONS}")
@@ -89,49 +83,6 @@ def weight_input(offset_y: np.ndarray, offset_x: np.ndarray, scale: float) -> np
     (offset_y[i], offset_x[j], 1/r)."""
     oy, ox = np.meshgrid(np.asarray(offset_y, np.float64), np.asarray(offset_x, np.float64), indexing="ij")
     return np.stack([oy.ravel(), ox.ravel(), np.full(oy.size, 1.0 / float(scale))], axis=1)
-
-
-def zero_init(layer: nn.Module) -> nn.Module:
-    """Zero the last layer before the cubic residual: a fresh generator IS the cubic
-    baseline (in train and eval mode alike, whatever BN's statistics), and training moves
-    it away only as far as the losses ask. Gradients still reach this layer at once (its
-    input is non-zero) and the rest of the network from the second step on."""
-    nn.init.zeros_(layer.weight)
-    nn.init.zeros_(layer.bias)
-    return layer
-
-
-class GridCubicUpsample(nn.Module):
-    """Keys-cubic (B, C, h, w) → (B, C, H, W) for any sizes, on the degradation's grid.
-
-    `common.CubicUpsample` needs an integer scale; this one builds the per-axis matrices
-    from `axis_grid(convention, n_hr, n_lr)` + `upsample_matrix` (what the evaluation
-    baseline uses), cached per (n_lr, n_hr, device), not module buffers.
-    """
-
-    def __init__(self, convention: str) -> None:
-        super().__init__()
-        self.convention = check_convention(convention)
-        self._cache: dict[tuple[int, int, str], torch.Tensor] = {}
-
-    def matrix(self, n_lr: int, n_hr: int, device: torch.device) -> torch.Tensor:
-        key = (int(n_lr), int(n_hr), str(device))
-        m = self._cache.get(key)
-        if m is None:
-            w = upsample_matrix(axis_grid(self.convention, n_hr, n_lr), n_lr, n_hr)
-            m = self._cache[key] = torch.from_numpy(w).to(device=device, dtype=torch.float32)
-        return m
-
-    def forward(self, x: torch.Tensor, out_shape: Sequence[int]) -> torch.Tensor:
-        with torch.autocast(device_type=x.device.type, enabled=False):
-            out = x.float()
-            for axis, n_hr in zip((2, 3), out_shape):
-                m = self.matrix(out.shape[axis], n_hr, out.device)
-                out = torch.movedim(torch.movedim(out, axis, -1) @ m.T, -1, axis)
-        return out
-
-    def extra_repr(self) -> str:
-        return f"convention={self.convention!r}"
 
 
 # ------------------------------------------------------------------------- Meta-Upscale
@@ -184,56 +135,6 @@ class MetaUpscale(nn.Module):
         return f"{self.in_channels}→{self.out_channels}, k={self.kernel_size}, convention={self.convention!r}"
 
 
-# ------------------------------------------------------------------------- SRGAN trunk
-class SRResBlock(nn.Module):
-    """conv-BN-PReLU-conv-BN plus identity (SRGAN's residual block)."""
-
-    def __init__(self, n_feats: int) -> None:
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(n_feats, n_feats, 3, padding=1), nn.BatchNorm2d(n_feats), nn.PReLU(),
-            nn.Conv2d(n_feats, n_feats, 3, padding=1), nn.BatchNorm2d(n_feats),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
-
-
-class SRGANTrunk(nn.Module):
-    """LR-resolution feature extractor: head conv + PReLU, residual blocks, conv-BN, global skip."""
-
-    def __init__(self, n_feats: int, n_blocks: int, head_kernel: int) -> None:
-        super().__init__()
-        self.head = nn.Sequential(nn.Conv2d(1, n_feats, head_kernel, padding=head_kernel // 2), nn.PReLU())
-        self.blocks = nn.Sequential(*[SRResBlock(n_feats) for _ in range(n_blocks)])
-        self.blocks_tail = nn.Sequential(nn.Conv2d(n_feats, n_feats, 3, padding=1), nn.BatchNorm2d(n_feats))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        feats = self.head(x)
-        return feats + self.blocks_tail(self.blocks(feats))
-
-
-class NormalizedGenerator(SRModel):
-    """Holds the training-set mean/std buffers shared by both generators."""
-
-    inputs = ("lr",)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.register_buffer("norm_mean", torch.zeros(()))
-        self.register_buffer("norm_std", torch.ones(()))
-
-    @torch.no_grad()
-    def set_normalization(self, mean: float, std: float) -> None:
-        if not (np.isfinite(mean) and np.isfinite(std) and std > 0):
-            raise ValueError(f"normalisation needs finite mean and std > 0, got {mean}, {std}")
-        self.norm_mean.fill_(float(mean))
-        self.norm_std.fill_(float(std))
-
-    def normalize(self, lr: torch.Tensor) -> torch.Tensor:
-        return (lr - self.norm_mean) / self.norm_std
-
-
 @register("meta_srgan")
 class MetaSRGAN(NormalizedGenerator):
     """SRGAN trunk + Meta-Upscale + cubic residual; `scale` is only the default r.
@@ -253,7 +154,7 @@ class MetaSRGAN(NormalizedGenerator):
         self.scale = float(scale)
         self.trunk = SRGANTrunk(n_feats, n_blocks, head_kernel)
         self.upscale = MetaUpscale(n_feats, 1, kernel_size, hidden, grid_convention, predictor_layers)
-        self.cubic = GridCubicUpsample(grid_convention)
+        self.cubic = CubicUpsample(None, 2, grid_convention)
 
     def forward(self, lr: torch.Tensor, scale: float | None = None,
                 out_shape: Sequence[int] | None = None) -> torch.Tensor:
@@ -268,55 +169,3 @@ class MetaSRGAN(NormalizedGenerator):
         return self.upscale(feats, out_shape, r) * self.norm_std + self.cubic(lr, out_shape)
 
 
-@register("srgan")
-class SRGAN(NormalizedGenerator):
-    """SRGAN generator (SRResNet layout) at a fixed integer scale, plus cubic residual."""
-
-    def __init__(self, *, scale: int, dims: int, grid_convention: str, n_feats: int = 64, n_blocks: int = 16,
-                 head_kernel: int = 9) -> None:
-        super().__init__()
-        check_2d(dims)
-        self.scale = check_integer_scale(scale)
-        self.trunk = SRGANTrunk(n_feats, n_blocks, head_kernel)
-        stages: list[nn.Module] = []
-        for r in upsample_factors(self.scale):
-            stages += [nn.Conv2d(n_feats, n_feats * r * r, 3, padding=1), PixelShuffle(r), nn.PReLU()]
-        self.upsample = nn.Sequential(*stages)
-        self.tail = zero_init(nn.Conv2d(n_feats, 1, head_kernel, padding=head_kernel // 2))
-        self.cubic = CubicUpsample(self.scale, 2, grid_convention)
-
-    def forward(self, lr: torch.Tensor) -> torch.Tensor:
-        feats = self.trunk(self.normalize(lr))
-        return self.tail(self.upsample(feats)) * self.norm_std + self.cubic(lr)
-
-
-# ------------------------------------------------------------------------- discriminator
-class Discriminator(nn.Module):
-    """SRGAN discriminator: conv-LReLU, then per stage conv-BN-LReLU at stride 1 and 2 with
-    channels n_feats·2^s, adaptive average pooling, 1×1 convs fc → 1: one logit per image
-    (any input size ≥ 2^n_stages)."""
-
-    def __init__(self, n_feats: int = 64, n_stages: int = 4, fc: int = 1024) -> None:
-        super().__init__()
-        if n_stages < 1:
-            raise ValueError(f"n_stages must be >= 1, got {n_stages}")
-
-        def block(c_in: int, c_out: int, stride: int) -> list[nn.Module]:
-            return [nn.Conv2d(c_in, c_out, 3, stride, 1), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2, inplace=True)]
-
-        layers: list[nn.Module] = [nn.Conv2d(1, n_feats, 3, 1, 1), nn.LeakyReLU(0.2, inplace=True),
-                                   *block(n_feats, n_feats, 2)]
-        ch = n_feats
-        for s in range(1, n_stages):
-            layers += block(ch, n_feats * 2**s, 1) + block(n_feats * 2**s, n_feats * 2**s, 2)
-            ch = n_feats * 2**s
-        self.features = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(ch, fc, 1), nn.LeakyReLU(0.2, inplace=True),
-                                  nn.Conv2d(fc, 1, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits, shape (B,)."""
-        return self.head(self.features(x)).flatten()
-
-    def probability(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self(x))

@@ -34,53 +34,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from mrisr.models.common import CubicUpsample, SRModel, Upsampler, check_integer_scale, conv_nd
+from mrisr.models.rcan import ResidualGroup  # RCAN blocks, 2D here (dims defaults to 2)
 from mrisr.models.registry import register
-
-
-class ChannelAttention(nn.Module):
-    """RCAN channel attention: global average → bottleneck 1×1 convs → sigmoid gate per channel."""
-
-    def __init__(self, n_feats: int, reduction: int) -> None:
-        super().__init__()
-        hidden = max(1, n_feats // reduction)  # small n_feats must not reduce to 0 channels
-        self.gate = nn.Sequential(
-            nn.AdaptiveAvgPool2d(1),
-            nn.Conv2d(n_feats, hidden, 1),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(hidden, n_feats, 1),
-            nn.Sigmoid(),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.gate(x)
-
-
-class RCAB(nn.Module):
-    """Residual channel-attention block: x + CA(conv(ReLU(conv(x))))."""
-
-    def __init__(self, n_feats: int, reduction: int) -> None:
-        super().__init__()
-        self.body = nn.Sequential(
-            conv_nd(2, n_feats, n_feats),
-            nn.ReLU(inplace=True),
-            conv_nd(2, n_feats, n_feats),
-            ChannelAttention(n_feats, reduction),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
-
-
-class ResidualGroup(nn.Module):
-    """RCAN residual group: n_blocks RCABs and a conv, wrapped in a skip connection."""
-
-    def __init__(self, n_feats: int, n_blocks: int, reduction: int) -> None:
-        super().__init__()
-        blocks: list[nn.Module] = [RCAB(n_feats, reduction) for _ in range(n_blocks)]
-        self.body = nn.Sequential(*blocks, conv_nd(2, n_feats, n_feats))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
 
 
 def stage_attention(stages: torch.Tensor) -> torch.Tensor:

@@ -1,12 +1,14 @@
-"""card.md: what was trained, on what, with which budget, and how well it validated."""
+"""card.md: what was trained, on what, with which budget, and how well it validated.
+
+The engine renders one card for every kind; a training kind only swaps or adds table rows
+(`Task.card_rows`, by field name) and appends sections (`Task.card_sections`).
+"""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
-from mrisr.io import atomic_path
 from mrisr.train.config import TrainConfig
 
 
@@ -53,7 +55,9 @@ def budget_note(cfg: TrainConfig) -> str | None:
     return "; ".join(parts) or None
 
 
-def render_card(f: CardFacts) -> str:
+def render_card(f: CardFacts, rows: dict[str, str] | None = None, sections: list[str] | None = None) -> str:
+    """The card; `rows` replaces table rows by field name (a value may hold several rows; None
+    drops the row), `sections` are lines appended at the end."""
     cfg = f.train
     lines = [
         f"# Model card: {f.arch} ×{f.scale:g} ({f.task})",
@@ -87,9 +91,6 @@ def render_card(f: CardFacts) -> str:
     note = budget_note(cfg)
     if note:
         lines += ["", "## Note", "", note]
-    return "\n".join(lines) + "\n"
-
-
-def write_card(path: Path, facts: CardFacts) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(render_card(facts))
+    swap = {f"| {k} |": v for k, v in (rows or {}).items()}
+    lines = [next((v for k, v in swap.items() if line.startswith(k)), line) for line in lines]
+    return "\n".join([line for line in lines if line is not None] + list(sections or [])) + "\n"

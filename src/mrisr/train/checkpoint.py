@@ -2,11 +2,15 @@
 
 All values are tensors, numbers, strings, lists and dicts so that
 torch.load(weights_only=True) reads them (no pickled objects: a checkpoint is data,
-not code). Written atomically; a rerun resumes from it.
+not code). Written atomically; a rerun resumes from it. Optimizers and schedulers are
+dicts keyed by name (one per trained network group: "model", or "g" and "d"), and the
+log history travels with the weights, so log.csv can be rebuilt on resume even after
+Snakemake deleted it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from pathlib import Path
 
@@ -16,7 +20,8 @@ import torch
 from mrisr.errors import InputError
 from mrisr.io import atomic_path
 
-CKPT_FORMAT = 1
+CKPT_FORMAT = 2  # 2: dicts of optimizers/schedulers, log history
+OTHER_RUN = "made by another run"  # the InputError text that marks a checkpoint as stale, not damaged
 
 
 def numpy_rng_state() -> dict:
@@ -46,38 +51,53 @@ def restore_rng_states(states: dict) -> None:
     set_numpy_rng_state(states["numpy"])
 
 
-def save_checkpoint(path: Path, *, fingerprint: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    scheduler, step: int, best_psnr: float, best_step: int, elapsed_s: float,
-                    last_val_psnr: float | None) -> None:
+def save_checkpoint(path: Path, *, fingerprint: str, nets: torch.nn.Module, optimizers: dict, schedulers: dict,
+                    progress: dict, history: list[dict]) -> None:
+    """`progress`: step, best_psnr, best_step, elapsed_s, last_val_psnr (plain numbers)."""
     state = {
         "format": CKPT_FORMAT,
         "fingerprint": fingerprint,
-        "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict() if scheduler is not None else None,
-        "step": int(step),
-        "best_psnr": float(best_psnr),
-        "best_step": int(best_step),
-        "elapsed_s": float(elapsed_s),
-        "last_val_psnr": None if last_val_psnr is None else float(last_val_psnr),
+        "model": {k: v.detach().cpu().clone() for k, v in nets.state_dict().items()},
+        "optimizers": {name: opt.state_dict() for name, opt in optimizers.items()},
+        "schedulers": {name: None if s is None else s.state_dict() for name, s in schedulers.items()},
+        **progress,
+        "history": [dict(row) for row in history],
         "rng": rng_states(),
     }
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
 
 
-def load_checkpoint(path: Path, fingerprint: str) -> dict:
-    """The checkpoint dict; InputError if unreadable or made by a different run config."""
+def read_checkpoint(path: Path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # corrupt or unsafe pickle
         raise InputError(path, f"unreadable checkpoint ({type(err).__name__}: {err}); delete it to start over") from None
-    if not isinstance(state, dict) or state.get("format") != CKPT_FORMAT:
-        raise InputError(path, "not a training checkpoint of this format; delete it to start over")
-    if state["fingerprint"] != fingerprint:
-        raise InputError(path, "checkpoint was made with a different model/train config, seed or data; "
-                               "delete the ckpt/ folder to start over")
+    if not isinstance(state, dict) or "fingerprint" not in state or "format" not in state:
+        raise InputError(path, "not a training checkpoint; delete it to start over")
     return state
+
+
+def load_checkpoint(path: Path, fingerprint: str) -> dict:
+    """The checkpoint dict; InputError if unreadable or made by another run (config, seed, data, format)."""
+    state = read_checkpoint(path)
+    if state["format"] != CKPT_FORMAT or state["fingerprint"] != fingerprint:
+        raise InputError(path, f"checkpoint {OTHER_RUN} (another model/train config, seed, data or checkpoint "
+                               "format); delete the ckpt/ folder to start over")
+    return state
+
+
+def fingerprint_name(fingerprint: str) -> str:
+    """A short file-name-safe name for a run's fingerprint."""
+    return hashlib.sha256(str(fingerprint).encode()).hexdigest()[:16]
+
+
+def free_name(folder: Path, stem: str, suffix: str) -> Path:
+    """folder/stem+suffix, or stem-2, stem-3, … if taken: a stale checkpoint is never overwritten."""
+    path, k = folder / f"{stem}{suffix}", 2
+    while path.exists():
+        path, k = folder / f"{stem}-{k}{suffix}", k + 1
+    return path
 
 
 def resumable_state(path: Path, fingerprint: str) -> dict | None:
@@ -85,8 +105,9 @@ def resumable_state(path: Path, fingerprint: str) -> dict | None:
 
     A checkpoint of the same run (same config, seed and data) resumes. One made under a
     different config is what Snakemake leaves behind when a config edit reruns `train`:
-    the edit means "train this again", so that checkpoint is moved aside to
-    `ckpt/stale/` (kept, never silently deleted) and training starts from step 0.
+    the edit means "train this again", so that checkpoint (last.pt, and best.pt beside it)
+    is moved aside to `ckpt/stale/<its fingerprint>.pt` (`.best.pt`) — kept, never
+    overwritten, never silently deleted — and training starts from step 0.
     A corrupt file still fails with InputError: that is damage, not an edit.
     """
     if not path.is_file():
@@ -94,12 +115,16 @@ def resumable_state(path: Path, fingerprint: str) -> dict | None:
     try:
         return load_checkpoint(path, fingerprint)
     except InputError as err:
-        if "different model/train config" not in str(err):
+        if OTHER_RUN not in str(err):
             raise
+    stem = fingerprint_name(read_checkpoint(path)["fingerprint"])
     stale = path.parent / "stale"
     stale.mkdir(exist_ok=True)
-    for old in sorted(path.parent.glob("*.pt")):
-        old.replace(stale / old.name)
-    print(f"[train] {path}: made under a different config, seed or data; moved to {stale}/ and starting fresh",
+    moved = free_name(stale, stem, ".pt")
+    path.replace(moved)
+    best = path.parent / "best.pt"
+    if best.is_file():
+        best.replace(free_name(stale, moved.stem, ".best.pt"))
+    print(f"[train] {path}: made under a different config, seed or data; moved to {moved} and starting fresh",
           file=sys.stderr)
     return None

@@ -1,13 +1,16 @@
-"""The `train` section of a model config, validated, with defaults."""
+"""The `train` section of a model config, validated, with defaults (one class per training kind)."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, fields
+from typing import ClassVar
 
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """Settings every training kind shares; a kind with more subclasses it (`gan.GanConfig`)."""
+
     steps: int
     batch_size: int
     lr: float
@@ -23,22 +26,28 @@ class TrainConfig:
     # The paper's budget, when `steps` is a reduced one (the model card says so).
     reference_steps: int | None = None
     budget_note: str | None = None
+    # TensorBoard event files in <model folder>/tb/ (needs the `tensorboard` package).
+    tensorboard: bool = False
 
+    REQUIRED: ClassVar[tuple[str, ...]] = ("steps", "batch_size", "lr")
+    SCHEDULERS: ClassVar[tuple[str, ...]] = ("cosine", "none")
+    LABEL: ClassVar[str] = "train"
     # Settings that change neither the batches nor the arithmetic: a run may be
     # resumed with different values.
-    RESUMABLE_CHANGES = ("val_every", "ckpt_every", "log_every", "num_workers", "val_max_batches", "budget_note",
-                         "reference_steps")
+    RESUMABLE_CHANGES: ClassVar[tuple[str, ...]] = (
+        "val_every", "ckpt_every", "log_every", "num_workers", "val_max_batches", "budget_note", "reference_steps",
+        "tensorboard")
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
+    def from_dict(cls, d: dict):
         """Unknown keys are an error: a typo must not silently fall back to a default."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ValueError(f"unknown train settings {unknown}; accepted: {sorted(known)}")
-        missing = [k for k in ("steps", "batch_size", "lr") if k not in d]
+            raise ValueError(f"unknown {cls.LABEL} settings {unknown}; accepted: {sorted(known)}")
+        missing = [k for k in cls.REQUIRED if k not in d]
         if missing:
-            raise ValueError(f"train settings lack {missing}")
+            raise ValueError(f"{cls.LABEL} settings lack {missing}")
         cfg = cls(**d)
         cfg.validate()
         return cfg
@@ -51,8 +60,8 @@ class TrainConfig:
             raise ValueError(f"train.lr must be > 0, got {self.lr}")
         if self.num_workers < 0:
             raise ValueError(f"train.num_workers must be >= 0, got {self.num_workers}")
-        if self.scheduler not in ("cosine", "none"):
-            raise ValueError(f"train.scheduler must be 'cosine' or 'none', got {self.scheduler!r}")
+        if self.scheduler not in self.SCHEDULERS:
+            raise ValueError(f"train.scheduler must be one of {list(self.SCHEDULERS)}, got {self.scheduler!r}")
         if self.val_max_batches is not None and self.val_max_batches < 1:
             raise ValueError(f"train.val_max_batches must be >= 1 or null, got {self.val_max_batches}")
 

@@ -1,8 +1,9 @@
-"""log.csv: step, loss, lr, val_psnr, elapsed_s — one row per log/val/checkpoint step.
+"""log.csv: step, loss, lr, val_psnr, elapsed_s (+ a kind's loss parts) — one row per log/val/checkpoint step.
 
-Rows are appended and flushed as training goes (a killed run keeps its history). On
-resume the rows after the checkpoint's step are dropped, so the file always describes
-the one run that produced the weights.
+Rows are appended and flushed as training goes (a killed run keeps its history). The rows
+also travel in ckpt/last.pt (`history`): on resume the file is rewritten from the
+checkpoint's rows — so it always describes the one run that produced the weights, and it
+survives Snakemake deleting log.csv (a declared output) before it reruns a killed job.
 """
 
 from __future__ import annotations
@@ -15,42 +16,34 @@ from mrisr.io import atomic_path
 COLUMNS = ("step", "loss", "lr", "val_psnr", "elapsed_s")
 
 
-def _kept_rows(path: Path, upto_step: int) -> list[dict]:
-    if not path.is_file():
-        return []
-    with path.open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    kept = []
-    for row in rows:
-        try:
-            if int(row["step"]) <= upto_step:
-                kept.append({c: row.get(c, "") for c in COLUMNS})
-        except (KeyError, TypeError, ValueError):
-            continue  # a torn last line from a killed run
-    return kept
+def format_row(step: int, losses: dict[str, float] | None, lr: float, val_psnr: float | None,
+               elapsed_s: float) -> dict[str, str]:
+    """One row as the strings written (losses: the kind's loss columns, first "loss")."""
+    row = {"step": str(step), "lr": f"{lr:.6g}", "val_psnr": "" if val_psnr is None else f"{val_psnr:.4f}",
+           "elapsed_s": f"{elapsed_s:.2f}"}
+    row.update({k: f"{v:.6g}" for k, v in (losses or {}).items()})
+    return row
 
 
 class TrainLog:
-    def __init__(self, path: Path, resume_step: int) -> None:
-        """Start the log at `resume_step` (0 = fresh run: any old log is discarded)."""
+    """log.csv with the given loss columns; `rows` (from a checkpoint) are written first."""
+
+    def __init__(self, path: Path, loss_columns: tuple[str, ...], rows: list[dict]) -> None:
         self.path = path
-        rows = _kept_rows(path, resume_step) if resume_step > 0 else []
+        self.columns = (*COLUMNS[:1], loss_columns[0], *COLUMNS[2:], *loss_columns[1:])
+        self.rows = [{c: row.get(c, "") for c in self.columns} for row in rows]
         with atomic_path(path) as tmp:
             with tmp.open("w", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=COLUMNS)
+                writer = csv.DictWriter(f, fieldnames=self.columns)
                 writer.writeheader()
-                writer.writerows(rows)
+                writer.writerows(self.rows)
         self._file = path.open("a", newline="")
-        self._writer = csv.DictWriter(self._file, fieldnames=COLUMNS)
+        self._writer = csv.DictWriter(self._file, fieldnames=self.columns)
 
-    def write(self, step: int, loss: float | None, lr: float, val_psnr: float | None, elapsed_s: float) -> None:
-        self._writer.writerow({
-            "step": step,
-            "loss": "" if loss is None else f"{loss:.6g}",
-            "lr": f"{lr:.6g}",
-            "val_psnr": "" if val_psnr is None else f"{val_psnr:.4f}",
-            "elapsed_s": f"{elapsed_s:.2f}",
-        })
+    def write(self, row: dict[str, str]) -> None:
+        row = {c: row.get(c, "") for c in self.columns}
+        self.rows.append(row)
+        self._writer.writerow(row)
         self._file.flush()
 
     def close(self) -> None:

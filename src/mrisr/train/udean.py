@@ -1,9 +1,11 @@
 """UDEAN training: unsupervised 3D SR from unpaired (or misaligned) source HR and target LR.
 
 Networks and paths are in mrisr.models.udean (`UdeanSystem`); this module holds the losses
-(paper eqs. 1–10) and the training loop, which reuses `mrisr.train.loop.Trainer` for the run
-itself (resume, signals, logging, validation, best-weights selection) and changes only what
-differs: two unpaired input streams, two optimisers with alternating updates, and the card.
+(paper eqs. 1–10) and `UdeanTask` (`trainer: udean`), which the engine (`train.engine`) runs
+like every kind (resume, signals, logging, best-weights selection); it reuses the supervised
+task's validation on the paired val store and changes only what differs: two unpaired input
+streams, two optimisers ("g", "d") with alternating updates, and the card. Every loss term
+(and both critics' losses) is a log.csv column.
 
 Losses — our reading of eqs. 1–10 (the paper leaves the weighting of its pixel loss and
 where α and β enter implicit; this is the reading implemented and the one the weights fit):
@@ -38,29 +40,21 @@ from __future__ import annotations
 
 import functools
 import json
-import sys
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import h5py
-import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
-from tqdm import tqdm
+from torch.utils.data import Dataset
 
 from mrisr.errors import InputError
-from mrisr.io import atomic_path
 from mrisr.models import build_model, count_parameters
-from mrisr.models.io import read_model_record
 from mrisr.models.udean import UdeanSystem
 from mrisr.patches.dataset import PatchDataset, store_attrs
-from mrisr.train.card import CardFacts, StoreInfo, render_card
-from mrisr.train.checkpoint import restore_rng_states, resumable_state, save_checkpoint
-from mrisr.train.config import TrainConfig, fingerprint
-from mrisr.train.loop import (Paths, Progress, Trainer, describe_device, memory_format, plain_scale, read_geometry,
-                              resolve_device, to_device, validate)
-from mrisr.train.sampler import STAGE_TRAIN, augment_batch, augment_plan
-from mrisr.train.signals import ignore_stop_signals_in_worker
+from mrisr.train.config import fingerprint
+from mrisr.train.engine import Engine, register_kind, resolve_device, step_loader
+from mrisr.train.sampler import StepBatchSampler, augment_batch, augment_plan
+from mrisr.train.supervised import SupervisedTask, make_scheduler, memory_format, store_info, to_device
 
 STREAM_SOURCE = 2  # RNG stream ids beside sampler.STREAM_ORDER (0) and STREAM_AUGMENT (1)
 STREAM_TARGET = 3
@@ -227,36 +221,10 @@ class UdeanConfig:
 
 
 # ============================================================================ data
-@functools.lru_cache(maxsize=8)
-def _stream_permutation(seed: int, stream: int, epoch: int, n: int) -> np.ndarray:
-    perm = np.random.default_rng([seed, STAGE_TRAIN, stream, epoch]).permutation(n)
-    perm.flags.writeable = False
-    return perm
-
-
-def stream_indices(seed: int, stream: int, step: int, n: int, batch_size: int) -> list[int]:
-    """Store indices for 0-based `step` of one stream: per-epoch permutations, as sampler.batch_indices."""
-    positions = step * batch_size + np.arange(batch_size)
-    return [int(_stream_permutation(seed, stream, int(p // n), n)[p % n]) for p in positions]
-
-
-class UnpairedBatchSampler(Sampler[list[tuple[int, int]]]):
-    """Batches of (source index, target index) for steps start..stop−1, a pure function of (seed, step)."""
-
-    def __init__(self, seed: int, n_source: int, n_target: int, batch_size: int, start: int, stop: int) -> None:
-        if n_source < 1 or n_target < 1:
-            raise ValueError("empty source or target store")
-        self.seed, self.n_source, self.n_target = seed, n_source, n_target
-        self.batch_size, self.start, self.stop = batch_size, start, stop
-
-    def __iter__(self):
-        for step in range(self.start, self.stop):
-            src = stream_indices(self.seed, STREAM_SOURCE, step, self.n_source, self.batch_size)
-            tgt = stream_indices(self.seed, STREAM_TARGET, step, self.n_target, self.batch_size)
-            yield list(zip(src, tgt))
-
-    def __len__(self) -> int:
-        return max(0, self.stop - self.start)
+def unpaired_sampler(seed: int, n_source: int, n_target: int, batch_size: int, start: int,
+                     stop: int) -> StepBatchSampler:
+    """Batches of (source index, target index) for steps start..stop−1, two independent streams."""
+    return StepBatchSampler(seed, (n_source, n_target), batch_size, start, stop, streams=(STREAM_SOURCE, STREAM_TARGET))
 
 
 class UnpairedDataset(Dataset):
@@ -296,119 +264,63 @@ def check_source(source_h5: Path, target_attrs: dict) -> dict:
     return attrs
 
 
-# ============================================================================ optimisers
-class Pair:
-    """Generator and discriminator optimisers (or schedulers) seen as one by checkpoint helpers."""
-
-    def __init__(self, g, d) -> None:
-        self.g, self.d = g, d
-
-    @property
-    def param_groups(self) -> list[dict]:  # the generator's learning rate is the one logged
-        return self.g.param_groups
-
-    def state_dict(self) -> dict:
-        return {"g": self.g.state_dict(), "d": self.d.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.g.load_state_dict(state["g"])
-        self.d.load_state_dict(state["d"])
-
-
-def make_adam(params, cfg: TrainConfig, ucfg: UdeanConfig) -> torch.optim.Adam:
-    return torch.optim.Adam(params, lr=cfg.lr, betas=tuple(ucfg.adam_betas), eps=ucfg.adam_eps)
-
-
-def make_cosine(optimizer, cfg: TrainConfig, ucfg: UdeanConfig):
-    if cfg.scheduler == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.steps, eta_min=ucfg.lr_min)
-    return None
-
-
+# ============================================================================ task
 def set_requires_grad(params, flag: bool) -> None:
     for p in params:
         p.requires_grad_(flag)
 
 
-# ============================================================================ trainer
-class UdeanTrainer(Trainer):
-    """Trainer with unpaired source/target streams and alternating G/D updates.
+@register_kind("udean")
+class UdeanTask(SupervisedTask):
+    """Unpaired source/target streams and alternating G/D updates; validation as supervised.
 
-    `self.model` is the inference net (`udean`: validated, saved as model.pt); `self.system`
-    holds every trained network and is what ckpt/last.pt stores.
+    `self.model` is the inference net (`udean`: validated, saved as model.pt); `self.nets` =
+    `self.system` holds every trained network and is what ckpt/last.pt stores. The train
+    store is both source (`source_hr`, or `hr` of `source_h5`) and target (`target_lr`/`lr`).
     """
 
-    def __init__(self, model_cfg: dict, source_h5: Path, target_h5: Path, val_h5: Path, out_dir: Path, seed: int,
-                 device: str | torch.device) -> None:
-        self.source_h5, self.train_h5, self.val_h5 = Path(source_h5), Path(target_h5), Path(val_h5)
-        self.seed = int(seed)
-        self.paths = Paths(Path(out_dir))
-        self.arch = model_cfg.get("arch", "udean")
+    loss_columns = ("loss", *TERMS, "d_lr", "d_feat")
+
+    def __init__(self, model_cfg: dict, train_h5: Path, val_h5: Path, seed: int, device: torch.device,
+                 source_h5: Path | None = None) -> None:
+        self.setup_stores(model_cfg, train_h5, val_h5, seed, device)
         if self.arch != "udean":
-            raise ValueError(f"mrisr.train.udean trains arch 'udean', got {self.arch!r}")
-        self.args = dict(model_cfg.get("args") or {})
-        self.cfg = TrainConfig.from_dict(dict(model_cfg.get("train") or {}))
-        self.ucfg = UdeanConfig.from_dict(model_cfg.get("udean"))
-        self.attrs, self.val_attrs = read_geometry(self.train_h5, self.val_h5)
+            raise ValueError(f"trainer udean trains arch 'udean', got {self.arch!r}")
+        self.source_h5 = Path(source_h5 or train_h5)
+        self.ucfg = u = UdeanConfig.from_dict(model_cfg.get("udean"))
         self.source_attrs = check_source(self.source_h5, self.attrs)
-        self.device = resolve_device(device)
-        self.geometry = {"scale": plain_scale(self.attrs["scale"]), "dims": int(self.attrs["dims"]),
-                         "grid_convention": self.attrs["grid_convention"]}
         self.fmt = memory_format(3) if self.cfg.channels_last else None
 
         torch.manual_seed(self.seed)  # model init
         sr = build_model(self.arch, **self.geometry, **self.args)
-        u = self.ucfg
         self.system = UdeanSystem(sr, grid_convention=self.geometry["grid_convention"], deg_layers=u.deg_layers,
                                   lr_dec_layers=u.lr_dec_layers, disc_feats=u.disc_feats,
                                   disc_stages=u.disc_stages).to(self.device)
         if self.fmt is not None:
             self.system = self.system.to(memory_format=self.fmt)
         self.system.train()
-        self.model = self.system.sr
+        self.model, self.nets = self.system.sr, self.system
         source_key = stream_key(self.source_h5, "source_hr", "hr")
         target_key = stream_key(self.train_h5, "target_lr", "lr")
         self.source_ds = PatchDataset(self.source_h5, (source_key,))
         self.target_ds = PatchDataset(self.train_h5, (target_key,))
         self.train_ds = UnpairedDataset(self.source_ds, self.target_ds, source_key, target_key)
         self.val_ds = PatchDataset(self.val_h5, ("lr", "hr"))
-        self.optimizer = Pair(make_adam(self.system.generator_parameters(), self.cfg, u),
-                              make_adam(self.system.discriminator_parameters(), self.cfg, u))
-        g_sched, d_sched = make_cosine(self.optimizer.g, self.cfg, u), make_cosine(self.optimizer.d, self.cfg, u)
-        self.scheduler = Pair(g_sched, d_sched) if g_sched is not None else None
+        params = {"g": self.system.generator_parameters(), "d": self.system.discriminator_parameters()}
+        self.optimizers = {k: torch.optim.Adam(v, lr=self.cfg.lr, betas=tuple(u.adam_betas), eps=u.adam_eps)
+                           for k, v in params.items()}
+        self.schedulers = {k: make_scheduler(opt, self.cfg, u.lr_min) for k, opt in self.optimizers.items()}
+        self.stores = (store_info("source (hr)", self.source_h5, self.source_attrs, len(self.source_ds)),
+                       store_info("target (lr)", self.train_h5, self.attrs, len(self.target_ds)),
+                       store_info("val", self.val_h5, self.val_attrs, len(self.val_ds)))
         data_hash = f"{self.source_attrs.get('config_hash', '')}+{self.attrs.get('config_hash', '')}"
         self.fingerprint = fingerprint(self.arch, {**self.args, "udean": u.to_dict()}, self.cfg, self.seed,
                                        data_hash, str(self.val_attrs.get("config_hash", "")))
-        self.progress = Progress()
-        self.last_val: float | None = None
-        self.term_window: dict[str, list[torch.Tensor]] = {}
 
-    # -- state ---------------------------------------------------------------------------
-    def resume_if_possible(self) -> None:
-        state = resumable_state(self.paths.last, self.fingerprint)
-        if state is None:
-            return
-        self.system.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.scheduler is not None:
-            self.scheduler.load_state_dict(state["scheduler"])
-        restore_rng_states(state["rng"])
-        self.progress = Progress(step=state["step"], best_psnr=state["best_psnr"], best_step=state["best_step"],
-                                 elapsed_s=state["elapsed_s"])
-        self.last_val = state.get("last_val_psnr")
-        tqdm.write(f"[train] resuming {self.paths.out_dir} at step {state['step']}/{self.cfg.steps}", file=sys.stderr)
-
-    def save_last(self, elapsed_s: float) -> None:
-        save_checkpoint(self.paths.last, fingerprint=self.fingerprint, model=self.system, optimizer=self.optimizer,
-                        scheduler=self.scheduler, step=self.progress.step, best_psnr=self.progress.best_psnr,
-                        best_step=self.progress.best_step, elapsed_s=elapsed_s, last_val_psnr=self.last_val)
-
-    # -- data ------------------------------------------------------------------------------
-    def train_loader(self) -> DataLoader:
-        sampler = UnpairedBatchSampler(self.seed, len(self.source_ds), len(self.target_ds), self.cfg.batch_size,
-                                       self.progress.step, self.cfg.steps)
-        return DataLoader(self.train_ds, batch_sampler=sampler, num_workers=self.cfg.num_workers,
-                          pin_memory=self.device.type == "cuda", worker_init_fn=ignore_stop_signals_in_worker)
+    def batches(self, start: int):
+        sampler = unpaired_sampler(self.seed, len(self.source_ds), len(self.target_ds), self.cfg.batch_size, start,
+                                   self.cfg.steps)
+        return step_loader(self.train_ds, sampler, self.cfg, self.device)
 
     def prepare_batch(self, batch: dict, step: int) -> dict:
         """Grid-preserving flips/transposes, drawn independently for the source and target halves."""
@@ -424,108 +336,65 @@ class UdeanTrainer(Trainer):
                      **augment_batch({"lr": batch["lr"]}, tgt_plan, tgt_geometry)}
         return to_device(batch, self.device, self.fmt)
 
-    # -- one step ----------------------------------------------------------------------------
-    def optimizer_step(self, batch: dict) -> tuple[torch.Tensor, float]:
+    def step(self, batch: dict, step: int | None = None) -> torch.Tensor:
         """One generator step (critics frozen), then one critic step on the detached outputs.
 
-        Returns the weighted generator loss (detached, on the device) and the generator lr used.
+        `step` None: the batch is used as it is (already on the device, not augmented). Returns
+        the weighted generator loss, each term and both critics' losses (loss_columns order).
         """
+        if step is not None:
+            batch = self.prepare_batch(batch, step)
         x_s, x_t = batch["hr"], batch["lr"]
-        u, sys_, opt = self.ucfg, self.system, self.optimizer
-        lr = float(opt.g.param_groups[0]["lr"])
+        u, sys_, opt = self.ucfg, self.system, self.optimizers
         d_params = sys_.discriminator_parameters()
         set_requires_grad(d_params, False)
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16):
             out = sys_(x_s, x_t)
             g_terms = generator_terms(sys_, out, x_s, x_t, u.alpha, u.beta)
         g_loss = weighted_sum(g_terms, u.lambdas)
-        opt.g.zero_grad(set_to_none=True)
+        opt["g"].zero_grad(set_to_none=True)
         g_loss.backward()
-        opt.g.step()
+        opt["g"].step()
         set_requires_grad(d_params, True)
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16):
             d_terms = discriminator_terms(sys_, out, x_t)
-        opt.d.zero_grad(set_to_none=True)
+        opt["d"].zero_grad(set_to_none=True)
         (d_terms["d_lr"] + d_terms["d_feat"]).backward()
-        opt.d.step()
-        if self.scheduler is not None:
-            self.scheduler.g.step()
-            self.scheduler.d.step()
-        for k, v in {**g_terms, **d_terms}.items():
-            self.term_window.setdefault(k, []).append(v.detach())
-        return g_loss.detach(), lr
+        opt["d"].step()
+        for sched in self.schedulers.values():
+            if sched is not None:
+                sched.step()
+        return torch.stack([g_loss, *(g_terms[k] for k in TERMS), d_terms["d_lr"], d_terms["d_feat"]]).detach()
 
-    def validate_and_keep_best(self, val_loader: DataLoader, baseline: float | None) -> float:
-        """The parent's validation, plus the mean of every loss term since the last one (stderr)."""
-        val = super().validate_and_keep_best(val_loader, baseline)
-        means = {k: float(torch.stack(v).mean()) for k, v in self.term_window.items() if v}
-        self.term_window = {}
-        if means:
-            tqdm.write("[train] udean terms: " + ", ".join(f"{k} {v:.4g}" for k, v in means.items()), file=sys.stderr)
-        return val
+    def card_rows(self) -> dict[str, str | None]:
+        u, cfg = self.ucfg, self.cfg
+        return {"optimiser": f"| optimiser | Adam (β {u.adam_betas[0]:g}, {u.adam_betas[1]:g}; ε {u.adam_eps:g}) for "
+                             f"generators and critics, alternating; lr {cfg.lr:g} → {u.lr_min:g} ({cfg.scheduler}); "
+                             f"unsupervised UDEAN objective |"}
 
-    # -- finish -----------------------------------------------------------------------------
-    def finish(self, val_loader: DataLoader, baseline: float | None, elapsed_s: float) -> Path:
-        """card.md, then model.pt (best-validation inference weights) as the very last write."""
-        if not self.paths.best.is_file():
-            self.validate_and_keep_best(val_loader, baseline)
-        best = read_model_record(self.paths.best)
-        final_psnr = self.last_val
-        if final_psnr is None:
-            final_psnr = validate(self.model, val_loader, self.device, self.cfg, self.fmt)
-        self.model.load_state_dict(best["state_dict"])
-        facts = CardFacts(
-            arch=self.arch, args=self.args, n_params=count_parameters(self.model), task=str(self.attrs["task"]),
-            scale=float(self.attrs["scale"]), dims=self.geometry["dims"], grid_convention=self.geometry["grid_convention"],
-            stores=(StoreInfo("source (hr)", str(self.source_h5), str(self.source_attrs.get("config_hash", "")),
-                              len(self.source_ds)),
-                    StoreInfo("target (lr)", str(self.train_h5), str(self.attrs.get("config_hash", "")),
-                              len(self.target_ds)),
-                    StoreInfo("val", str(self.val_h5), str(self.val_attrs.get("config_hash", "")), len(self.val_ds))),
-            train=self.cfg, seed=self.seed, device=describe_device(self.device), best_psnr=float(best["val_psnr"]),
-            best_step=int(best["step"]), final_psnr=final_psnr, cubic_psnr=baseline, elapsed_s=elapsed_s)
-        write_udean_card(self.paths.card, facts, self.ucfg, count_parameters(self.system))
-        self.save_weights(self.paths.model, int(best["step"]), float(best["val_psnr"]))
-        return self.paths.model
-
-
-def render_udean_card(facts: CardFacts, ucfg: UdeanConfig, n_params_all: int) -> str:
-    """The common card with UDEAN's optimiser row and a section on the unsupervised objective."""
-    cfg = facts.train
-    optimiser = (f"| optimiser | Adam (β {ucfg.adam_betas[0]:g}, {ucfg.adam_betas[1]:g}; ε {ucfg.adam_eps:g}) for "
-                 f"generators and critics, alternating; lr {cfg.lr:g} → {ucfg.lr_min:g} ({cfg.scheduler}); "
-                 f"unsupervised UDEAN objective |")
-    lines = [optimiser if line.startswith("| optimiser |") else line for line in render_card(facts).splitlines()]
-    lam = ", ".join(f"{k} {v:g}" for k, v in ucfg.lambdas.items())
-    lines += ["", "## UDEAN", "",
-              "Trained without HR/LR pairs: source HR and target LR patches are drawn independently; the val "
-              "store (paired) only selects the best weights. Inference = LR encoder + SR decoder.", "",
-              f"- pixel loss α·L1 + (1−α)·(1−SSIM3D), α = {ucfg.alpha:g}; adversarial (LSGAN) weight β = {ucfg.beta:g}",
-              f"- λ: {lam}",
-              f"- training-only networks: E_D {ucfg.deg_layers} convs, LR decoder {ucfg.lr_dec_layers} convs, "
-              f"VGG critics {ucfg.disc_stages} stages from {ucfg.disc_feats} feats; "
-              f"{n_params_all:,} trainable parameters in all",
-              f"- udean settings: `{json.dumps(ucfg.to_dict(), sort_keys=True)}`"]
-    return "\n".join(lines) + "\n"
-
-
-def write_udean_card(path: Path, facts: CardFacts, ucfg: UdeanConfig, n_params_all: int) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(render_udean_card(facts, ucfg, n_params_all))
+    def card_sections(self) -> list[str]:
+        u = self.ucfg
+        lam = ", ".join(f"{k} {v:g}" for k, v in u.lambdas.items())
+        return ["", "## UDEAN", "",
+                "Trained without HR/LR pairs: source HR and target LR patches are drawn independently; the val "
+                "store (paired) only selects the best weights. Inference = LR encoder + SR decoder.", "",
+                f"- pixel loss α·L1 + (1−α)·(1−SSIM3D), α = {u.alpha:g}; adversarial (LSGAN) weight β = {u.beta:g}",
+                f"- λ: {lam}",
+                f"- training-only networks: E_D {u.deg_layers} convs, LR decoder {u.lr_dec_layers} convs, "
+                f"VGG critics {u.disc_stages} stages from {u.disc_feats} feats; "
+                f"{count_parameters(self.system):,} trainable parameters in all",
+                f"- udean settings: `{json.dumps(u.to_dict(), sort_keys=True)}`"]
 
 
 def train_udean(model_cfg: dict, source_h5: Path, target_h5: Path, val_h5: Path, out_dir: Path, seed: int,
                 device: str = "auto") -> Path:
     """Train UDEAN on a source-HR store (its `hr`) and a target-LR store (its `lr`) — or one store
     with `source_hr` and `target_lr`, given as both — validating on a paired store; returns the
-    path of model.pt (the `udean` inference net).
-
-    model_cfg: {"arch": "udean", "args": {n_feats, n_groups, n_blocks, reduction, kernel_size},
-    "train": TrainConfig keys, "udean": UdeanConfig keys}. Resumes from out_dir/ckpt/last.pt;
-    SIGTERM/SIGUSR1 save a checkpoint and raise SystemExit(143).
-    """
-    return UdeanTrainer(model_cfg, source_h5, target_h5, val_h5, out_dir, seed, device).run()
+    path of model.pt (the `udean` inference net). `mrisr train` runs the one-store form through
+    `engine.train_model` (`trainer: udean`)."""
+    task = UdeanTask(model_cfg, Path(target_h5), Path(val_h5), int(seed), resolve_device(device), Path(source_h5))
+    return Engine(task, Path(out_dir)).run()
 
 
-__all__ = ["UdeanConfig", "UdeanTrainer", "discriminator_terms", "generator_terms", "lsgan_d", "lsgan_g",
+__all__ = ["UdeanConfig", "UdeanTask", "discriminator_terms", "generator_terms", "lsgan_d", "lsgan_g",
            "pixel_loss", "ssim3d", "ssim_loss", "train_udean"]
