@@ -12,6 +12,9 @@ rule train:
         model="results/models/{dataset}/{method}/{scale_dir}/model.pt",
         log_csv="results/models/{dataset}/{method}/{scale_dir}/log.csv",
         card="results/models/{dataset}/{method}/{scale_dir}/card.md",
+        curves=report("results/models/{dataset}/{method}/{scale_dir}/curves.png", caption="../report/curves.rst",
+                      category="Training curves", subcategory="{dataset}",
+                      labels={"method": "{method}", "scale": "{scale_dir}"}),
     params:
         cfg=get_train_config,
         seed=config["seed"],
