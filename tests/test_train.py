@@ -468,3 +468,24 @@ def test_model_with_reference_input_and_own_loss_trains(tmp_path, monkeypatch):
     train(cfg, path, path, tmp_path / "out", seed=0, device="cpu")
     assert seen["shapes"] == ((4, 1, 4, 4), (4, 1, 8, 8))
     assert seen["loss_keys"] == ("hr", "lr", "ref")
+
+
+def test_bf16_auto_uses_bf16_only_where_the_hardware_has_it(monkeypatch, tmp_path):
+    """`bf16: auto` resolves from the CPU flags (AVX512-BF16/AMX) before the fingerprint: the card
+    names the precision actually used, and a float32 run is not resumed as a bf16 one."""
+    from mrisr.train import config as train_config
+    from mrisr.train.config import cpu_has_native_bf16, resolve_bf16
+
+    assert cpu_has_native_bf16("flags : fpu sse2 avx2 avx512f avx512_bf16 amx_tile")
+    assert cpu_has_native_bf16("flags : fpu amx_bf16 amx_tile")
+    assert not cpu_has_native_bf16("flags : fpu sse2 avx2 avx512f avx512_vnni")
+    assert resolve_bf16(True, "cpu") is True and resolve_bf16(False, "cuda") is False
+    assert resolve_bf16("auto", "mps") is False
+    lr, hr = blocky_pair(np.random.default_rng(3), 4)
+    store = write_store(tmp_path / "t.h5", lr, hr)
+    for native, precision in ((False, "float32"), (True, "bf16 autocast")):
+        monkeypatch.setattr(train_config, "cpu_has_native_bf16", lambda native=native: native)
+        out = tmp_path / precision.replace(" ", "_")
+        cfg = tiny_cfg(steps=2, batch_size=2, val_every=2, ckpt_every=2, bf16="auto")
+        train(cfg, store, store, out, seed=0, device="cpu")
+        assert f"| precision | {precision}" in (out / "card.md").read_text()

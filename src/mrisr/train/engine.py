@@ -41,7 +41,7 @@ from mrisr.models import count_parameters, save_model
 from mrisr.models.io import read_model_record
 from mrisr.train.card import CardFacts, StoreInfo, render_card
 from mrisr.train.checkpoint import restore_rng_states, resumable_state, save_checkpoint
-from mrisr.train.config import TrainConfig
+from mrisr.train.config import TrainConfig, resolve_bf16
 from mrisr.train.log import TrainLog, format_row
 from mrisr.train.observe import ProgressLines, TensorBoard, write_curves
 from mrisr.train.signals import EXIT_STATUS, StopRequest, ignore_stop_signals_in_worker
@@ -340,5 +340,9 @@ def train_model(model_cfg: dict, train_h5: Path, val_h5: Path, out_dir: Path, se
     kind = model_cfg.get("trainer")
     if kind not in KINDS:
         raise ValueError(f"model config needs `trainer:` one of {sorted(KINDS)}, got {kind!r}")
-    task = KINDS[kind](model_cfg, Path(train_h5), Path(val_h5), int(seed), resolve_device(device))
+    device = resolve_device(device)
+    train = dict(model_cfg.get("train") or {})
+    if train.get("bf16") == "auto":
+        model_cfg = {**model_cfg, "train": {**train, "bf16": resolve_bf16("auto", device.type)}}
+    task = KINDS[kind](model_cfg, Path(train_h5), Path(val_h5), int(seed), device)
     return Engine(task, Path(out_dir)).run()
