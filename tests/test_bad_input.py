@@ -123,8 +123,8 @@ def base_config() -> dict:
             "ext": {"kind": "cine", "reader": "acdc", "raw": {"dir": "y"}, "target": "cine",
                     "scales": [2], "train_from": "a", "methods": ["bicubic", "edsr"]},
         },
-        "models": {"edsr": {"arch": "edsr", "args": {"n_feats": 8, "n_blocks": 1}},
-                   "srgan": {"arch": "srgan", "args": {"n_blocks": 2}}},
+        "models": {"edsr": {"arch": "edsr", "trainer": "supervised", "args": {"n_feats": 8, "n_blocks": 1}},
+                   "srgan": {"arch": "srgan", "trainer": "adversarial", "args": {"n_blocks": 2}}},
     }
 
 
@@ -555,7 +555,7 @@ STORE_CASES = {
     "missing_file": (lambda p: None, "patch store not found"),
     "missing_scale_attribute": (lambda p: _store(p, drop_attr="scale"), "scale"),
 }
-TRAIN_CFG = {"arch": "edsr", "args": {"n_feats": 4, "n_blocks": 1},
+TRAIN_CFG = {"arch": "edsr", "trainer": "supervised", "args": {"n_feats": 4, "n_blocks": 1},
              "train": {"steps": 2, "batch_size": 2, "lr": 1e-3, "val_every": 1, "ckpt_every": 1, "log_every": 1,
                        "num_workers": 0, "scheduler": "none", "bf16": False, "channels_last": False,
                        "val_max_batches": None, "augment": False, "reference_steps": None, "budget_note": None}}
@@ -624,12 +624,12 @@ CONFIG_CASES = {
                                    "'b' is not a dataset that trains models"),
     "train_from_untrained_scale": (lambda c: c["datasets"]["ext"].update(scales=[2, 4], methods=["srgan"]),
                                    "datasets.ext.scales", "'a' (train_from) trains it only at 2"),
-    "train_from_method_not_trained": (lambda c: (c["models"].update(edsr_big={"arch": "edsr"}),
+    "train_from_method_not_trained": (lambda c: (c["models"].update(edsr_big={"arch": "edsr", "trainer": "supervised"}),
                                                  c["datasets"]["ext"].update(methods=["edsr_big"])),
                                       "datasets.ext.methods[0]", "which does not run it"),
     "hr_store_with_fixed_scale_arch": (_set("models.edsr.store", "hr"), "models.edsr.store",
                                        "arch 'edsr' is fixed-scale"),
-    "non_integer_scale_on_a_pair_store": (lambda c: (c["models"].update(meta={"arch": "meta_srgan"}),
+    "non_integer_scale_on_a_pair_store": (lambda c: (c["models"].update(meta={"arch": "meta_srgan", "trainer": "adversarial"}),
                                                      c["datasets"]["a"].update(scales=[2, 2.5, 4], methods=["meta"])),
                                           "datasets.a.scales", "cut at one integer scale"),
     "nearest_with_non_integer_scale": (lambda c: c["datasets"]["a"].update(

@@ -55,14 +55,14 @@ CONFIG = {
         },
     },
     "models": {
-        "phase_vsr": {"arch": "phase_vsr", "store": "clips", "args": PHASE_ARGS, "train": VSR_TRAIN,
+        "phase_vsr": {"arch": "phase_vsr", "trainer": "supervised", "store": "clips", "args": PHASE_ARGS, "train": VSR_TRAIN,
                       "sweeps": {"omega": [0, 2]}},
-        "phase_vsr_nomem": {"arch": "phase_vsr", "store": "clips", "train": VSR_TRAIN,
+        "phase_vsr_nomem": {"arch": "phase_vsr", "trainer": "supervised", "store": "clips", "train": VSR_TRAIN,
                             "args": {**PHASE_ARGS, "n_warmup": 0, "omega": 0, "memory": False,
                                      "bidirectional": False, "fusion": False}},
-        "edsr": {"arch": "edsr", "args": {"n_feats": 4, "n_blocks": 1},
+        "edsr": {"arch": "edsr", "trainer": "supervised", "args": {"n_feats": 4, "n_blocks": 1},
                  "train": {"steps": 2, "batch_size": 4, "val_every": 2, "ckpt_every": 2}},
-        "meta_srgan": {"arch": "meta_srgan", "store": "hr", "args": {"n_feats": 4, "n_blocks": 1, "hidden": 8},
+        "meta_srgan": {"arch": "meta_srgan", "trainer": "adversarial", "store": "hr", "args": {"n_feats": 4, "n_blocks": 1, "hidden": 8},
                        "disc": DISC, "train": {**GAN_TRAIN, "scales": [1.5, 2.5], "lr_decay_every": 2}},
     },
 }
