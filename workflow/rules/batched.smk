@@ -39,6 +39,8 @@ for _d in scale_sweep_datasets():
             root=get_lr_root,
             prepared=get_prepared_dir,
             meta=json.dumps({"dataset": _d, "series": ds(_d)["target"]}),
+        resources:
+            runtime=240,  # minutes: every subject and scale in one job (Slurm)
         log:
             f"logs/degrade/{_d}/{_deg}/scales.log",
         benchmark:

@@ -75,6 +75,8 @@ rule prepare:
         reader=lambda wc: ds(wc.dataset)["reader"],
         options=get_reader_options,
         prep=lambda wc: ds(wc.dataset)["prepare"],
+    resources:
+        runtime=240,  # minutes: every subject of the dataset in one job (Slurm)
     log:
         "logs/prepare/{dataset}.log",
     benchmark:

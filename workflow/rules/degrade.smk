@@ -16,6 +16,8 @@ rule degrade:
     params:
         deg=lambda wc: ds(wc.dataset)["degradation"],
         meta=get_series_meta,
+    resources:
+        runtime=240,  # minutes: every subject of the dataset in one job (Slurm)
     log:
         "logs/degrade/{dataset}/{degradation}/x{scale}.log",
     benchmark:
@@ -39,6 +41,8 @@ rule degrade_nearest:
     params:
         axes=lambda wc: ds(wc.dataset)["degradation"]["axes"],
         meta=get_series_meta,
+    resources:
+        runtime=240,  # minutes: every subject of the dataset in one job (Slurm)
     log:
         "logs/degrade/{dataset}/nearest/x{scale}.log",
     conda:
@@ -64,6 +68,8 @@ rule motion:
         ranges=get_motion_ranges,
         seed=config["seed"],
         meta=get_series_meta,
+    resources:
+        runtime=240,  # minutes: every subject of the dataset in one job (Slurm)
     log:
         "logs/motion/{dataset}.log",
     conda:
@@ -84,6 +90,8 @@ rule register:
         "results/{dataset}/registered/x{scale}.json",
     params:
         lr_dir=get_lr_dir,
+    resources:
+        runtime=240,  # minutes: every subject of the dataset in one job (Slurm)
     log:
         "logs/register/{dataset}/x{scale}.log",
     benchmark:
