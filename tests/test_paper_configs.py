@@ -1,10 +1,11 @@
 """The paper configs (config/{acdc_dsb,fastmri,brats,brats_meta_srgan,hcp,udean_hcp}.yaml) build their full
-DAG (udean_hcp up to its groups checkpoint); all six validate against the schema.
+DAG; all six validate against the schema.
 
 Each config's `raw` entries are pointed at fixture data in the real formats (test-side
 override: `raw: {dir: ...}`, and for one dataset a hand-fetched `archive` so the download
-rule runs inside Snakemake). The inventory checkpoint is run for real (it only lists
-subjects), then `snakemake -n all` must plan every stage for every subject, method and scale.
+rule runs inside Snakemake). The inventory rule is run for real (it only lists subjects), then
+`snakemake -n all` must plan every stage for every method and scale, with the per-subject stages
+(prepare, degrade, motion, register) as one job per dataset (× scale) whatever the subject count.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ def fixture_config(name: str, tmp_path: Path, archive_for: str | None = None) ->
 
 
 def inventory_in_process(work: Path, cfg: dict) -> None:
-    """What the inventory checkpoint writes, via the same CLI but without a Snakemake start
+    """What the inventory rule writes, via the same CLI but without a Snakemake start
     (each start costs seconds; the rule itself runs for real in the acdc_dsb test)."""
     for ds, d in cfg["datasets"].items():
         out = work / "results" / ds / "inventory.json"
@@ -124,12 +125,12 @@ def expected_experiments(cfg: dict) -> tuple[int, int]:
 def test_acdc_dsb_plans_external_test_set_and_download(tmp_path: Path) -> None:
     counts, cfg = plan("acdc_dsb", tmp_path, archive_for="acdc", real_inventory=True)
     train, evaluate = expected_experiments(cfg)
-    assert counts["prepare"] == TINY["acdc"][1] + TINY["dsb"][1]
+    assert counts["prepare"] == 2  # one job per dataset, not per subject (issue 15)
     # Table 1 (edsr, phase_vsr at ×2/×3/×4), the Table 2 ladder (5 rungs) and the n / Ω studies (7 more models) at ×4
     assert counts["train"] == train == 6 + 5 + 7
     assert counts["evaluate"] == evaluate == 9 + 12 + 9  # acdc Table 1 + ×4 studies, dsb (external) Table 1
     # DSB is test-only: it is degraded at every scale but has no patch stores or models.
-    assert counts["degrade"] == (TINY["acdc"][1] + TINY["dsb"][1]) * 3
+    assert counts["degrade"] == 2 * 3  # one job per dataset × scale
     assert counts["split"] == 2 and "download" not in counts  # the download already ran, for real
     extracted = tmp_path / "work/resources/raw/acdc"
     assert (extracted / "download.json").is_file() and (extracted / "acdc/patient001/Info.cfg").is_file()
@@ -139,12 +140,11 @@ def test_acdc_dsb_plans_external_test_set_and_download(tmp_path: Path) -> None:
 def test_paper_config_plans_every_stage(name: str, tmp_path: Path) -> None:
     counts, cfg = plan(name, tmp_path)
     (ds, d), = cfg["datasets"].items()
-    n = TINY[ds][1]
     train, evaluate = expected_experiments(cfg)
-    assert counts["prepare"] == n and counts["degrade"] == n * len(d["scales"])
+    assert counts["prepare"] == 1 and counts["degrade"] == len(d["scales"])
     assert counts["train"] == train and counts["evaluate"] == evaluate
     assert counts["patches"] >= 2 * len(d["scales"])  # train + val store per scale
-    assert counts["tables"] == 1 and "inventory" not in counts  # the checkpoint's output is taken as done
+    assert counts["tables"] == 1 and "inventory" not in counts  # its output is newer than the raw dir
 
 
 def test_paper_configs_validate_against_the_schema() -> None:
@@ -168,10 +168,9 @@ def test_meta_srgan_config_plans_one_arbitrary_scale_model_and_the_sweep(tmp_pat
     counts, cfg = plan("brats_meta_srgan", tmp_path)
     d = cfg["datasets"]["brats_slices"]
     assert len(d["scales"]) == 30
-    # one `train` rule: meta_srgan ONE model for every scale (any/), edsr and srgan at ×2 (Table 1)
+    # one `train` rule: meta_srgan ONCE for every scale (models/.../any/), edsr and srgan at ×2 (Table 1)
     assert counts["train"] == 3 and counts["evaluate"] == 2
-    n = TINY["brats_slices"][1]
-    assert counts["prepare"] == n and counts["degrade_scales_brats_slices"] == n  # all 30 scales per job
+    assert counts["prepare"] == 1 and counts["degrade_scales_brats_slices"] == 1  # every subject × 30 scales
     assert counts["patches_hr"] == 2 and counts["patches"] == 2  # HR-only train/val; ×2 pair train/val
     # bicubic and meta_srgan evaluated at every scale, one job each; the Fig. 8 sweep table
     assert counts["evaluate_scales_brats_slices_bicubic"] == counts["evaluate_scales_brats_slices_meta_srgan"] == 1
@@ -179,12 +178,11 @@ def test_meta_srgan_config_plans_one_arbitrary_scale_model_and_the_sweep(tmp_pat
 
 
 def test_udean_config_plans_the_five_learned_benchmarks(tmp_path: Path) -> None:
-    """The groups checkpoint (target/source subjects) is not run in a dry run, so motion and
-    registration are planned only once it exists; everything up to it, and every training and
-    evaluation, must be planned now."""
+    """Every stage is planned before groups.json exists: motion, nearest LR and registration take
+    the group lists at run time, one job each for the dataset (× scale)."""
     counts, cfg = plan("udean_hcp", tmp_path)
-    n = TINY["hcp_udean_volume"][1]
     train, evaluate = expected_experiments(cfg)
     assert counts["train"] == train == 5 and counts["evaluate"] == evaluate == 6
-    assert counts["prepare"] == n and counts["degrade"] == n and counts["groups"] == 1
+    assert counts["prepare"] == 1 and counts["degrade"] == 1 and counts["groups"] == 1
+    assert counts["motion"] == counts["register"] == counts["degrade_nearest"] == 1
     assert counts["group_patches"] == 5  # one train store per learned method's `store`

@@ -142,7 +142,7 @@ def test_new_scale_reruns_only_that_dataset(pipeline: Path) -> None:
     run = snakemake(pipeline, cfg, "all", "-n")
     assert run.returncode == 0, run.stderr[-3000:]
     counts = job_counts(run.stdout)
-    assert counts == {"degrade": 4, "patches": 2, "train": 1, "evaluate": 2, "tables": 1, "figure": 1, "all": 1}
+    assert counts == {"degrade": 1, "patches": 2, "train": 1, "evaluate": 2, "tables": 1, "figure": 1, "all": 1}
     assert "dataset=tiny_cine" not in run.stdout and "dataset=tiny_volume" not in run.stdout
 
 

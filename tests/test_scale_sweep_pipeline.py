@@ -83,11 +83,12 @@ def test_every_scale_is_an_ordinary_summary_row_from_one_job_per_method(run: Pat
             meta = json.loads((run / f"results/eval/tiny_slices/{m}/x{s:g}/meta.json").read_text())
             assert meta["scale"] == s and meta["method"] == m
     assert set(df[df["scale"] == "2"]["method"]) == {"bicubic", "meta_srgan", "edsr", "srgan"}
-    # one evaluation job per sweep method and one degrade job per subject, none per scale
+    # one evaluation job per sweep method and one degrade job for every subject and scale
     bench = run / "benchmarks/evaluate/tiny_slices"
     assert (bench / "meta_srgan/scales.tsv").is_file() and (bench / "bicubic/scales.tsv").is_file()
     assert not (bench / "meta_srgan/x2.tsv").exists() and not (bench / "bicubic/x1.5.tsv").exists()
-    assert not (run / "logs/degrade/tiny_slices/lowpass_bicubic/x2.5").exists()
+    assert not (run / "logs/degrade/tiny_slices/lowpass_bicubic/x2.5.log").exists()
+    assert (run / "logs/degrade/tiny_slices/lowpass_bicubic/scales.log").is_file()
 
 
 def test_sweep_table_and_methods_table_come_from_summary(run: Path) -> None:
@@ -136,4 +137,4 @@ def test_paper_config_plans_one_training_and_one_sweep_job_per_method(tmp_path: 
     assert "results/models/brats_slices/meta_srgan/any/model.pt" in proc.stdout
     assert counts["evaluate_scales_brats_slices_bicubic"] == 1
     assert counts["evaluate_scales_brats_slices_meta_srgan"] == 1
-    assert counts["evaluate"] == 2 and counts["degrade_scales_brats_slices"] == 4 and "degrade" not in counts
+    assert counts["evaluate"] == 2 and counts["degrade_scales_brats_slices"] == 1 and "degrade" not in counts

@@ -81,18 +81,50 @@ def cmd_inventory(a: argparse.Namespace) -> None:
     print(f"{len(record['subjects'])} subjects in {a.raw}")
 
 
-def cmd_prepare(a: argparse.Namespace) -> None:
-    from mrisr.datasets import get_reader, prepare_subject
+def _one_or_many(a: argparse.Namespace, one: tuple[str, ...], many: tuple[str, ...]) -> bool:
+    """True for the multi-subject form (every option of `many` given, none of `one`), False for
+    the one-subject form; anything else is a usage error naming both forms."""
+    given = lambda names: [n for n in names if getattr(a, n.lstrip("-").replace("-", "_")) is not None]  # noqa: E731
+    if len(given(one)) == len(one) and not given(many):
+        return False
+    if len(given(many)) == len(many) and not given(one):
+        return True
+    raise ValueError(f"give either {', '.join(one)} (one subject) or {', '.join(many)} (every subject of a list)")
 
-    reader = get_reader(a.reader, **a.reader_options)
+
+def _batch_subjects(a: argparse.Namespace) -> list[str]:
+    from mrisr.batch import read_subjects
+
+    return read_subjects(Path(a.subjects), a.subjects_key)
+
+
+def _prepare_one(reader, a: argparse.Namespace, subject: str, out_dir: Path) -> list[Path]:
+    from mrisr.datasets import prepare_subject
     from mrisr.io import write_json
 
-    out_dir = Path(a.out_dir)
-    paths = prepare_subject(reader, Path(a.raw), a.subject, out_dir, a.dataset,
+    paths = prepare_subject(reader, Path(a.raw), subject, out_dir, a.dataset,
                             tuple(a.percentiles), a.crop_multiple, tuple(a.crop_axes))
     # The subject manifest is written last: its presence means every series is complete.
-    write_json(out_dir / "manifest.json", {"subject": a.subject, "series": sorted(p.name.removesuffix(".nii.gz") for p in paths)})
-    print("\n".join(map(str, paths)))
+    write_json(out_dir / "manifest.json", {"subject": subject, "series": sorted(p.name.removesuffix(".nii.gz") for p in paths)})
+    return paths
+
+
+def cmd_prepare(a: argparse.Namespace) -> None:
+    from mrisr.datasets import get_reader
+
+    many = _one_or_many(a, ("--subject", "--out-dir"), ("--subjects", "--out-root", "--manifest"))
+    reader = get_reader(a.reader, **a.reader_options)
+    if not many:
+        print("\n".join(map(str, _prepare_one(reader, a, a.subject, Path(a.out_dir)))))
+        return
+    from mrisr.batch import for_each_subject, write_manifest
+
+    subjects = _batch_subjects(a)
+    root = Path(a.out_root)
+    for_each_subject(subjects, lambda s: _prepare_one(reader, a, s, root / s),
+                     lambda s: f"{a.raw} (subject {s})", "prepare")
+    write_manifest(Path(a.manifest), subjects, dataset=a.dataset)
+    print(f"{len(subjects)} subjects -> {root}")
 
 
 def cmd_split(a: argparse.Namespace) -> None:
@@ -105,16 +137,51 @@ def cmd_split(a: argparse.Namespace) -> None:
     print({k: len(split[k]) for k in ("train", "val", "test")})
 
 
+def _subject_meta(meta: dict, subject: str) -> dict:
+    """A batch's --meta ({dataset, series}) for one subject: what the one-subject form is given."""
+    return {**meta, "subject": subject}
+
+
+def _prepared_hr(a: argparse.Namespace, subject: str) -> Path:
+    """prepared/{subject}/{series}.nii.gz: the same path (string) the one-subject rule passes as --hr."""
+    if "series" not in a.meta:
+        raise ValueError(f"--meta lacks 'series' (the prepared series to read), got {sorted(a.meta)}")
+    return Path(a.prepared_dir) / subject / f"{a.meta['series']}.nii.gz"
+
+
 def cmd_degrade(a: argparse.Namespace) -> None:
     from mrisr.degrade import degrade_file
 
-    degrade_file(Path(a.hr), Path(a.out), a.mode, a.scale, tuple(a.axes), a.window, a.meta)
+    if not _one_or_many(a, ("--hr", "--out"), ("--subjects", "--prepared-dir", "--out-dir", "--manifest")):
+        degrade_file(Path(a.hr), Path(a.out), a.mode, a.scale, tuple(a.axes), a.window, a.meta)
+        return
+    from mrisr.batch import for_each_subject, write_manifest
+
+    subjects = _batch_subjects(a)
+    out_dir = Path(a.out_dir)
+    for_each_subject(subjects, lambda s: degrade_file(_prepared_hr(a, s), out_dir / f"{s}.nii.gz", a.mode, a.scale,
+                                                      tuple(a.axes), a.window, _subject_meta(a.meta, s)),
+                     lambda s: str(_prepared_hr(a, s)), "degrade")
+    write_manifest(Path(a.manifest), subjects, mode=a.mode, scale=a.scale, window=a.window)
+    print(f"{len(subjects)} subjects at x{a.scale:g} -> {out_dir}")
 
 
 def cmd_motion(a: argparse.Namespace) -> None:
     from mrisr.degrade import motion_file
 
-    motion_file(Path(a.hr), Path(a.out), a.ranges, a.seed, a.subject, a.meta)
+    if not _one_or_many(a, ("--hr", "--out", "--subject"), ("--subjects", "--prepared-dir", "--out-dir", "--manifest")):
+        motion_file(Path(a.hr), Path(a.out), a.ranges, a.seed, a.subject, a.meta)
+        return
+    from mrisr.batch import for_each_subject, write_manifest
+
+    subjects = _batch_subjects(a)
+    out_dir = Path(a.out_dir)
+    # seeded by (seed, subject) inside motion_file: the batch changes nothing a subject draws
+    for_each_subject(subjects, lambda s: motion_file(_prepared_hr(a, s), out_dir / f"{s}.nii.gz", a.ranges, a.seed,
+                                                     s, a.meta),
+                     lambda s: str(_prepared_hr(a, s)), "motion")
+    write_manifest(Path(a.manifest), subjects, seed=a.seed)
+    print(f"{len(subjects)} moved subjects -> {out_dir}")
 
 
 def cmd_groups(a: argparse.Namespace) -> None:
@@ -132,8 +199,20 @@ def cmd_groups(a: argparse.Namespace) -> None:
 def cmd_register(a: argparse.Namespace) -> None:
     from mrisr.degrade.register import register_to_lr_file
 
-    params = register_to_lr_file(Path(a.lr), Path(a.moving), Path(a.out))
-    print({k: round(v, 3) for k, v in params.items() if k.endswith(("_deg", "_vox"))})
+    if not _one_or_many(a, ("--lr", "--moving", "--out"),
+                        ("--subjects", "--lr-dir", "--moving-dir", "--out-dir", "--manifest")):
+        params = register_to_lr_file(Path(a.lr), Path(a.moving), Path(a.out))
+        print({k: round(v, 3) for k, v in params.items() if k.endswith(("_deg", "_vox"))})
+        return
+    from mrisr.batch import for_each_subject, write_manifest
+
+    subjects = _batch_subjects(a)
+    lr, moving, out = Path(a.lr_dir), Path(a.moving_dir), Path(a.out_dir)
+    for_each_subject(subjects, lambda s: register_to_lr_file(lr / f"{s}.nii.gz", moving / f"{s}.nii.gz",
+                                                             out / f"{s}.nii.gz"),
+                     lambda s: str(moving / f"{s}.nii.gz"), "register")
+    write_manifest(Path(a.manifest), subjects)
+    print(f"{len(subjects)} registered subjects -> {out}")
 
 
 def cmd_group_patches(a: argparse.Namespace) -> None:
@@ -232,10 +311,25 @@ def cmd_degrade_scales(a: argparse.Namespace) -> None:
     from mrisr.degrade import degrade_file
     from mrisr.grid import format_scale
 
-    for s in a.scales:
-        out = Path(a.out_root) / f"x{format_scale(s)}" / f"{a.subject}.nii.gz"
-        degrade_file(Path(a.hr), out, a.mode, s, tuple(a.axes), a.window, a.meta)
-    print(f"{a.subject}: {len(a.scales)} scales -> {a.out_root}")
+    root = Path(a.out_root)
+    if not _one_or_many(a, ("--hr", "--subject"), ("--subjects", "--prepared-dir")):
+        for s in a.scales:
+            degrade_file(Path(a.hr), root / f"x{format_scale(s)}" / f"{a.subject}.nii.gz", a.mode, s, tuple(a.axes),
+                         a.window, a.meta)
+        print(f"{a.subject}: {len(a.scales)} scales -> {a.out_root}")
+        return
+    from mrisr.batch import for_each_subject, write_manifest
+
+    def one_subject(subject: str) -> None:
+        for s in a.scales:
+            degrade_file(_prepared_hr(a, subject), root / f"x{format_scale(s)}" / f"{subject}.nii.gz", a.mode, s,
+                         tuple(a.axes), a.window, _subject_meta(a.meta, subject))
+
+    subjects = _batch_subjects(a)
+    for_each_subject(subjects, one_subject, lambda s: str(_prepared_hr(a, s)), "degrade-scales")
+    for s in a.scales:  # x{scale}.json beside each x{scale}/, once every subject is written
+        write_manifest(root / f"x{format_scale(s)}.json", subjects, mode=a.mode, scale=s, window=a.window)
+    print(f"{len(subjects)} subjects x {len(a.scales)} scales -> {a.out_root}")
 
 
 def cmd_evaluate_scales(a: argparse.Namespace) -> None:
@@ -274,11 +368,16 @@ def add_scale_sweep_commands(add: Callable[..., argparse.ArgumentParser]) -> Non
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", required=True)
 
-    s = add("degrade-scales", cmd_degrade_scales, "`mrisr degrade` of one subject at many scales in one process")
+    s = add("degrade-scales", cmd_degrade_scales, "`mrisr degrade` of one or many subjects at many scales in one process")
     _degrade_options(s, modes=["truncate", "lowpass_bicubic", "bicubic"])  # nearest: integer scales only
-    s.add_argument("--subject", required=True)
-    s.add_argument("--out-root", required=True, help="lr/{degradation}: writes x{scale}/{subject}.nii.gz + .json")
+    s.add_argument("--subject", default=None)
+    s.add_argument("--out-root", required=True,
+                   help="lr/{degradation}: writes x{scale}/{subject}.nii.gz + .json (many subjects: then x{scale}.json)")
     s.add_argument("--scales", type=_scale, nargs="+", required=True)
+    s.add_argument("--subjects", default=None, help="many subjects: JSON file listing them (prepared.json)")
+    s.add_argument("--subjects-key", default="subjects", help="the key of --subjects holding the list")
+    s.add_argument("--prepared-dir", default=None,
+                   help="many subjects: results/{dataset}/prepared (reads {subject}/{series}.nii.gz, series from --meta)")
 
     s = add("evaluate-scales", cmd_evaluate_scales, "`mrisr evaluate` of one method at many scales in one process")
     s.add_argument("--method", required=True)
@@ -307,9 +406,23 @@ def add_scale_sweep_commands(add: Callable[..., argparse.ArgumentParser]) -> Non
                    help='fixed-scale tables with parameter counts, JSON {out_md: [eval folders of one dataset × scale]}')
 
 
+def _batch_options(s: argparse.ArgumentParser, out: str, prepared: bool = False) -> None:
+    """The multi-subject form of a per-subject command (mrisr.batch): the subject list, the output
+    folder and the manifest written last."""
+    s.add_argument("--subjects", default=None,
+                   help="many subjects: JSON file listing them (inventory.json, prepared.json, groups.json)")
+    s.add_argument("--subjects-key", default="subjects", help="the key of --subjects holding the list")
+    if prepared:
+        s.add_argument("--prepared-dir", default=None,
+                       help="many subjects: results/{dataset}/prepared (reads {subject}/{series}.nii.gz, series from --meta)")
+    s.add_argument(out, default=None, help="many subjects: folder to write each subject's files into")
+    s.add_argument("--manifest", default=None,
+                   help="many subjects: JSON subject list written last, once every subject is complete")
+
+
 def _degrade_options(s: argparse.ArgumentParser, modes: list[str]) -> None:
     """Options shared by `degrade` (one scale) and `degrade-scales` (many)."""
-    s.add_argument("--hr", required=True)
+    s.add_argument("--hr", default=None)
     s.add_argument("--mode", required=True, choices=modes)
     s.add_argument("--axes", type=int, nargs="+", required=True)
     s.add_argument("--window", default="none", choices=["none", "hamming"])
@@ -461,13 +574,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--exclude", nargs="*", default=[])
     s.add_argument("--out", required=True)
 
-    s = add("prepare", cmd_prepare, "raw subject -> canonical NIfTI + JSON sidecars")
+    s = add("prepare", cmd_prepare, "raw subject(s) -> canonical NIfTI + JSON sidecars")
     s.add_argument("--reader", required=True)
     s.add_argument("--reader-options", type=_json, default={})
     s.add_argument("--raw", required=True)
-    s.add_argument("--subject", required=True)
+    s.add_argument("--subject", default=None)
     s.add_argument("--dataset", required=True)
-    s.add_argument("--out-dir", required=True)
+    s.add_argument("--out-dir", default=None)
+    _batch_options(s, out="--out-root")
     s.add_argument("--percentiles", type=float, nargs=2, default=[0.5, 99.5])
     s.add_argument("--crop-multiple", type=int, default=12)
     s.add_argument("--crop-axes", type=int, nargs="+", default=[0, 1])
@@ -479,18 +593,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dataset", required=True)
     s.add_argument("--out", required=True)
 
-    s = add("degrade", cmd_degrade, "k-space / image-space degradation of one prepared series")
+    s = add("degrade", cmd_degrade, "k-space / image-space degradation of prepared series (one or many subjects)")
     _degrade_options(s, modes=["truncate", "lowpass_bicubic", "bicubic", "nearest"])
-    s.add_argument("--out", required=True)
+    s.add_argument("--out", default=None)
     s.add_argument("--scale", type=float, required=True)
+    _batch_options(s, out="--out-dir", prepared=True)
 
-    s = add("motion", cmd_motion, "rigid + shrinking-deformation motion simulation of one HR volume")
-    s.add_argument("--hr", required=True)
-    s.add_argument("--out", required=True)
+    s = add("motion", cmd_motion, "rigid + shrinking-deformation motion simulation of HR volumes (one or many)")
+    s.add_argument("--hr", default=None)
+    s.add_argument("--out", default=None)
     s.add_argument("--ranges", type=_json, default={})
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--subject", required=True)
+    s.add_argument("--subject", default=None)
     s.add_argument("--meta", type=_json, default={})
+    _batch_options(s, out="--out-dir", prepared=True)
 
     s = add("groups", cmd_groups, "UDEAN data groups: split.json's train subjects -> target + disjoint source")
     s.add_argument("--split-file", required=True)
@@ -499,10 +615,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dataset", required=True)
     s.add_argument("--out", required=True)
 
-    s = add("register", cmd_register, "rigidly register a moved HR volume back onto its LR (Mattes MI)")
-    s.add_argument("--lr", required=True, help="the subject's LR NIfTI (its sidecar gives the grid)")
-    s.add_argument("--moving", required=True)
-    s.add_argument("--out", required=True)
+    s = add("register", cmd_register, "rigidly register moved HR volumes back onto their LR (Mattes MI)")
+    s.add_argument("--lr", default=None, help="the subject's LR NIfTI (its sidecar gives the grid)")
+    s.add_argument("--moving", default=None)
+    s.add_argument("--out", default=None)
+    _batch_options(s, out="--out-dir")
+    s.add_argument("--lr-dir", default=None, help="many subjects: folder of the LR NIfTIs ({subject}.nii.gz)")
+    s.add_argument("--moving-dir", default=None, help="many subjects: folder of the moved HR NIfTIs")
 
     s = add("group-patches", cmd_group_patches, "patch store of a UDEAN data group (pairs or source_hr/target_lr)")
     s.add_argument("--kind", required=True,

@@ -4,12 +4,12 @@
 # other rule is written out literally in a rule file.
 #
 # Why generated: a sweep dataset evaluates every listed scale (30 in the default config) as an
-# ordinary experiment, and one interpreter start per (subject, scale) in `degrade` and per
+# ordinary experiment, and one interpreter start per (dataset, scale) in `degrade` and per
 # (method, scale) in `evaluate` would cost more than the work. One job here writes every scale,
 # and Snakemake fixes a rule's number of outputs when it parses the rule, so a rule whose outputs
 # are "every scale of this dataset" needs the dataset's scale list, i.e. one rule per dataset.
-#   * degrade_scales_{dataset}: one job per subject writes lr/{degradation}/x{s}/{subject} for every
-#     scale s (ruleorder over `degrade`);
+#   * degrade_scales_{dataset}: one job writes lr/{degradation}/x{s}/{subject} for every subject and
+#     every scale s, then each lr/{degradation}/x{s}.json manifest (ruleorder over `degrade`);
 #   * evaluate_scales_{dataset}_{method}: one job per interpolation / arbitrary-scale method writes
 #     the standard eval folder eval/{dataset}/{method}/x{s}/ for every scale (rules without
 #     wildcards win over `evaluate` by Snakemake's rule precedence);
@@ -30,25 +30,26 @@ for _d in scale_sweep_datasets():
         name:
             f"degrade_scales_{_d}"
         input:
-            f"results/{_d}/prepared/{{subject}}/manifest.json",
+            f"results/{_d}/prepared.json",
         output:
-            nii=[f"results/{_d}/lr/{_deg}/x{s}/{{subject}}.nii.gz" for s in _scales],
-            sidecar=[f"results/{_d}/lr/{_deg}/x{s}/{{subject}}.json" for s in _scales],
+            [lr_manifest(_d, s) for s in _scales],
         params:
-            hr=lambda wc, _d=_d: f"results/{_d}/prepared/{wc.subject}/{ds(_d)['target']}.nii.gz",
             deg=ds(_d)["degradation"],
             scales=scales_text(_scales),
             root=get_lr_root,
-            meta=lambda wc, _d=_d: json.dumps({"dataset": _d, "subject": wc.subject, "series": ds(_d)["target"]}),
+            prepared=get_prepared_dir,
+            meta=json.dumps({"dataset": _d, "series": ds(_d)["target"]}),
+        resources:
+            runtime=240,  # minutes: every subject and scale in one job (Slurm)
         log:
-            f"logs/degrade/{_d}/{_deg}/scales/{{subject}}.log",
+            f"logs/degrade/{_d}/{_deg}/scales.log",
         benchmark:
-            f"benchmarks/degrade/{_d}/{_deg}/scales/{{subject}}.tsv"
+            f"benchmarks/degrade/{_d}/{_deg}/scales.tsv"
         conda:
             "../../envs/degrade.yaml"
         shell:
-            "python -m mrisr degrade-scales --hr {params.hr} --subject {wildcards.subject} --out-root {params.root}"
-            " --mode {params.deg[mode]} --scales {params.scales} --axes {params.deg[axes]}"
+            "python -m mrisr degrade-scales --subjects {input} --prepared-dir {params.prepared}"
+            " --out-root {params.root} --mode {params.deg[mode]} --scales {params.scales} --axes {params.deg[axes]}"
             " --window {params.deg[window]} --meta {params.meta:q} > {log} 2>&1"
 
     workflow.ruleorder(f"degrade_scales_{_d}", "degrade")
@@ -61,7 +62,7 @@ for _d in scale_sweep_datasets():
             name:
                 f"evaluate_scales_{_d}_{_m}"
             input:
-                lr=lambda wc, _d=_d, _ms=_ms: [f"{lr_dir(_d, s)}/{subj}.nii.gz" for s in _ms for subj in subjects(_d)],
+                lr=[lr_manifest(_d, s) for s in _ms],
                 split=f"results/{_d}/split.json",
                 model=[] if _m in INTERPOLATIONS else arbitrary_model(_d, _m),
             output:
@@ -72,7 +73,7 @@ for _d in scale_sweep_datasets():
                 dataset=_d,
                 task=task_of(_d),
                 scales=scales_text(_ms),
-                lr_root=f"results/{_d}/lr/{_deg}",
+                lr_root=get_lr_root_of_input,
                 out_root=get_eval_root,
                 device=get_device(),
             threads: get_threads

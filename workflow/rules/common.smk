@@ -194,12 +194,6 @@ def get_device():
 
 
 # ---------------------------------------------------------------------------- data
-def subjects(dataset):
-    """Subjects listed by the inventory checkpoint (re-evaluated once it has run)."""
-    with open(checkpoints.inventory.get(dataset=dataset).output[0]) as f:
-        return json.load(f)["subjects"]
-
-
 def get_raw_dir(wildcards):
     raw = ds(wildcards.dataset)["raw"]
     return raw["dir"] if "dir" in raw else f"resources/raw/{wildcards.dataset}"
@@ -243,26 +237,15 @@ def get_split_ratios(wildcards):
     return [0, 0, 1] if ds(wildcards.dataset).get("train_from") else ds(wildcards.dataset)["split"]
 
 
-def group(dataset, name):
-    """A UDEAN data group (target/source/val/test subjects) from the groups checkpoint."""
-    with open(checkpoints.groups.get(dataset=dataset).output[0]) as f:
-        return json.load(f)[name]
-
-
 # ---------------------------------------------------------------------------- degrade
-def get_prepared(wildcards):
-    """The subject's prepared folder, complete once its manifest (written last) exists."""
-    return f"results/{wildcards.dataset}/prepared/{wildcards.subject}/manifest.json"
-
-
-def get_hr(wildcards):
-    """The prepared HR target series a degradation reads (listed in the prepared manifest)."""
-    return f"results/{wildcards.dataset}/prepared/{wildcards.subject}/{ds(wildcards.dataset)['target']}.nii.gz"
-
-
+# Per-subject stages run one job per dataset (× scale) for every subject (mrisr.batch), so their
+# declared outputs are manifests written last beside the folder: prepared.json, lr/{degradation}/
+# x{scale}.json, motion.json, registered/x{scale}.json. Rules take those as inputs; no input
+# function needs the subject list, so the whole DAG is known before any subject is listed: inventory
+# and groups are plain rules, not checkpoints (no DAG re-evaluation while the workflow runs).
 def get_series_meta(wildcards):
-    return json.dumps({"dataset": wildcards.dataset, "subject": wildcards.subject,
-                       "series": ds(wildcards.dataset)["target"]})
+    """--meta of a batch: the subject is added per subject (sidecars as a one-subject run writes them)."""
+    return json.dumps({"dataset": wildcards.dataset, "series": ds(wildcards.dataset)["target"]})
 
 
 def get_motion_ranges(wildcards):
@@ -273,17 +256,18 @@ def lr_dir(dataset, scale):
     return f"results/{dataset}/lr/{degradation_name(dataset)}/x{scale}"
 
 
+def lr_manifest(dataset, scale):
+    """lr/{degradation}/x{scale}.json: written once every subject's LR at this scale is complete."""
+    return f"{lr_dir(dataset, scale)}.json"
+
+
 def get_lr_dir(wildcards):
     return lr_dir(wildcards.dataset, wildcards.scale)
 
 
-def get_lr_file(wildcards):
-    return f"{lr_dir(wildcards.dataset, wildcards.scale)}/{wildcards.subject}.nii.gz"
-
-
 def get_all_lr(wildcards):
-    """Every subject's LR at this scale (each LR sidecar names its prepared HR: hr_source)."""
-    return expand("{dir}/{subject}.nii.gz", dir=get_lr_dir(wildcards), subject=subjects(wildcards.dataset))
+    """Every subject's LR at this scale, as its manifest (each LR sidecar names its prepared HR: hr_source)."""
+    return lr_manifest(wildcards.dataset, wildcards.scale)
 
 
 def nearest_dir(dataset, scale):
@@ -301,23 +285,20 @@ def get_patch_count(wildcards):
 
 
 def get_all_prepared(wildcards):
-    return expand("results/{d}/prepared/{s}/manifest.json", d=wildcards.dataset, s=subjects(wildcards.dataset))
+    """Every subject's prepared series, as prepared.json (written last by the dataset's prepare job)."""
+    return f"results/{wildcards.dataset}/prepared.json"
 
 
 def get_group_volumes(wildcards):
-    """Every volume a UDEAN group store is cut from (so each subject's job runs first)."""
-    d, kind = wildcards.dataset, wildcards.kind
-    lr = lr_dir(d, wildcards.scale)
-    target = group(d, "target")
+    """The manifests of every folder a UDEAN group store is cut from (written once all their subjects are)."""
+    d, kind, scale = wildcards.dataset, wildcards.kind, wildcards.scale
     if kind == "nearest_pairs":
-        return [f"{nearest_dir(d, wildcards.scale)}/{s}.nii.gz" for s in group(d, "source")]
-    files = [f"{lr}/{s}.nii.gz" for s in target]
-    if kind == "udean_unpaired":
-        files += [f"{lr}/{s}.nii.gz" for s in group(d, "source")]
+        return [f"{nearest_dir(d, scale)}.json"]
+    files = [lr_manifest(d, scale)]  # every subject: the target and the source group
     if kind in ("misaligned_pairs", "udean_misaligned"):
-        files += [f"results/{d}/motion/{s}.nii.gz" for s in target]
+        files.append(f"results/{d}/motion.json")
     if kind == "registered_pairs":
-        files += [f"results/{d}/registered/x{wildcards.scale}/{s}.nii.gz" for s in target]
+        files.append(f"results/{d}/registered/x{scale}.json")
     return files
 
 
@@ -486,7 +467,7 @@ def get_study_targets():
 
 # ---------------------------------------------------------------------------- scale sweep (batched.smk)
 # A dataset with an arbitrary-scale model is a "scale-sweep dataset": every listed scale is an
-# ordinary experiment, but its many scales are batched (one process per subject / method).
+# ordinary experiment, but its many scales are batched (one process per dataset / method).
 def scale_sweep_datasets():
     return [d for d in config["datasets"] if any(is_arbitrary(d, m) for m, _s in method_entries(d))]
 
@@ -508,8 +489,18 @@ def arbitrary_model(dataset, method):
 
 
 def get_lr_root(wildcards, output):
-    """lr/{degradation} of a batched degrade job: the folder above its x{scale}/ outputs."""
-    return os.path.dirname(os.path.dirname(output.nii[0]))
+    """lr/{degradation} of a batched degrade job: the folder holding its x{scale}.json outputs."""
+    return os.path.dirname(output[0])
+
+
+def get_lr_root_of_input(wildcards, input):
+    """lr/{degradation} of a batched evaluate job: the folder holding its x{scale}.json inputs."""
+    return os.path.dirname(input.lr[0])
+
+
+def get_prepared_dir(wildcards, input):
+    """results/{dataset}/prepared of a batched job whose first input is results/{dataset}/prepared.json."""
+    return input[0].removesuffix(".json")
 
 
 def get_eval_root(wildcards, output):

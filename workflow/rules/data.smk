@@ -1,4 +1,5 @@
-# Stage data: raw -> inventory (checkpoint) -> prepared/{subject}/ -> split.json (-> groups.json).
+# Stage data: raw -> inventory.json -> prepared/{subject}/ + prepared.json -> split.json (-> groups.json).
+# prepare is one job per dataset (mrisr.batch): the job count grows with datasets, not subjects.
 # raw comes from `synth` (built-in), `download` (url/archive) or an existing `dir`.
 
 
@@ -40,7 +41,7 @@ rule download:
         " --cache-dir resources/downloads/{wildcards.dataset} > {log} 2>&1"
 
 
-checkpoint inventory:
+rule inventory:
     input:
         get_raw_marker,
     output:
@@ -60,26 +61,32 @@ checkpoint inventory:
 
 
 rule prepare:
-    """Writes prepared/{subject}/{series}.nii.gz + .json for each series, then manifest.json (the
-    list of them) last: the manifest is the declared output that stands for the subject's series."""
+    """Every subject of the inventory in one job (one job per dataset, not per subject): writes
+    prepared/{subject}/{series}.nii.gz + .json for each series and the subject's manifest.json,
+    then prepared.json (the subject list) last: the declared output that stands for them all.
+    A bad subject fails the job with one line naming its file, after the others are written."""
     input:
         get_raw_marker,
         inventory="results/{dataset}/inventory.json",
     output:
-        "results/{dataset}/prepared/{subject}/manifest.json",
+        "results/{dataset}/prepared.json",
     params:
         raw=get_raw_dir,
         reader=lambda wc: ds(wc.dataset)["reader"],
         options=get_reader_options,
         prep=lambda wc: ds(wc.dataset)["prepare"],
+    resources:
+        runtime=240,  # minutes: every subject of the dataset in one job (Slurm)
     log:
-        "logs/prepare/{dataset}/{subject}.log",
+        "logs/prepare/{dataset}.log",
+    benchmark:
+        "benchmarks/prepare/{dataset}.tsv"
     conda:
         "../../envs/data.yaml"
     shell:
         "python -m mrisr prepare --reader {params.reader} --reader-options {params.options:q} --raw {params.raw:q}"
-        " --subject {wildcards.subject} --dataset {wildcards.dataset}"
-        " --out-dir results/{wildcards.dataset}/prepared/{wildcards.subject}"
+        " --subjects {input.inventory} --dataset {wildcards.dataset}"
+        " --out-root results/{wildcards.dataset}/prepared --manifest {output}"
         " --percentiles {params.prep[percentiles]} --crop-multiple {params.prep[crop_multiple]}"
         " --crop-axes {params.prep[crop_axes]} > {log} 2>&1"
 
@@ -101,7 +108,7 @@ rule split:
         " --dataset {wildcards.dataset} --out {output} > {log} 2>&1"
 
 
-checkpoint groups:
+rule groups:
     """UDEAN data groups: split.json's train subjects divided into a target and a disjoint source
     group (val/test copied)."""
     input:
