@@ -230,6 +230,8 @@ def test_config_check_accepts_the_new_keys() -> None:
     (lambda c: c["models"]["pre"].update(arch="rcan3d", args={}), "models.pre.init_from", "weights cannot carry over"),
     (lambda c: c["datasets"]["a"].update(split={"file": "/nonexistent/list.yaml"}), "datasets.a.split.file",
      "split file not found: /nonexistent/list.yaml"),
+    (lambda c: c["models"]["edsr"].update(trainer="udean", train={"augment": "flips"}), "models.edsr.train.augment",
+     "not implemented by the udean trainer"),
 ])
 def test_config_check_errors_name_the_key(edit, key: str, problem: str) -> None:
     cfg = base()
