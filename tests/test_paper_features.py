@@ -174,6 +174,31 @@ def test_init_from_shape_mismatch_is_one_line_naming_the_file(stores, source_mod
                     init_from=tmp_path / "missing.pt")
 
 
+def test_gan_init_from_keeps_this_datasets_normalisation(tmp_path: Path) -> None:
+    """Meta-SRGAN pretraining: every generator weight from the source, except the training-set
+    mean/std buffers, which stay this store's (the paper normalises by its training set)."""
+    import engine_golden
+
+    src_train = engine_golden.hr_store(tmp_path / "st.h5", 8, 16, "s")
+    src_val = engine_golden.hr_store(tmp_path / "sv.h5", 2, 16, "v")
+    cfg = engine_golden.CASES["meta_srgan"]
+    source = train_model(cfg, src_train, src_val, tmp_path / "src", seed=1, device="cpu")
+    # another data set: brighter images, so another mean/std
+    own = tmp_path / "own.h5"
+    hr = (0.9 - 0.2 * np.random.default_rng(3).random((8, 16, 16))).astype(np.float32)
+    engine_golden._write(own, {"hr": hr}, {"task": "sisr2d", "config_hash": "o"})
+    task = KINDS["adversarial"](cfg, own, src_val, 2, torch.device("cpu"))
+    norm_before = (task.model.norm_mean.clone(), task.model.norm_std.clone())
+    Engine(task, tmp_path / "t", init_source(source)).apply_init()
+    src = read_model_record(source)["state_dict"]
+    for k, v in task.model.state_dict().items():
+        if k in ("norm_mean", "norm_std"):
+            assert not torch.equal(v, src[k]), k
+        else:
+            assert torch.equal(v, src[k]), k
+    assert torch.equal(task.model.norm_mean, norm_before[0]) and torch.equal(task.model.norm_std, norm_before[1])
+
+
 # ---------------------------------------------------------------------------- split file
 def test_split_file_gives_exactly_the_listed_subjects(tmp_path: Path) -> None:
     f = tmp_path / "split.yaml"
