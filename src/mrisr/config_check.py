@@ -335,6 +335,8 @@ def _check_init_from(name: str, method: str, cfg: dict, override: dict, scales: 
     if (cfg.get("store") == HR_STORE) != (src_cfg.get("store") == HR_STORE):
         raise ConfigError(key, "an arbitrary-scale model (store: hr) initialises from another one, a fixed-scale "
                                "model from a fixed-scale one")
+    if cfg.get("store") == HR_STORE and "scale" in init:
+        raise ConfigError(f"{key}.scale", "an arbitrary-scale model starts from the source's any/ model: no scale")
     if cfg.get("store") != HR_STORE:
         wanted = [float(init["scale"])] if "scale" in init else [float(s) for s in scales]
         missing = [s for s in wanted if s not in src_entries[src_method]]
