@@ -299,3 +299,33 @@ def test_workflow_plans_init_dependency_split_file_and_per_scale_patches(tmp_pat
     assert re.search(r"--lr-dir \S+/a/lr/\S+ --scale 2 --hr-patch 16 16 ", out)
     assert re.search(r"--lr-dir \S+/a/lr/\S+ --scale 3 --hr-patch 24 24 ", out)
     assert re.search(r"--lr-dir \S+/b/lr/\S+ --scale 3 --hr-patch 48 48 ", out)
+
+
+@pytest.mark.slow
+def test_pipeline_runs_init_from_split_file_and_lr_patch(tmp_path: Path) -> None:
+    """A real run: dataset a (lr_patch, split file) trains `pre` from dataset b's trained edsr."""
+    from snakemake_runner import run_snakemake
+
+    from mrisr.patches.dataset import store_attrs
+
+    synth = {"synth": {"kind": "cine", "n_subjects": 4, "params": {"size": [24, 24], "slices": 1, "frames": 2}}}
+    split_file = tmp_path / "list.yaml"
+    split_file.write_text(yaml.safe_dump({"train": ["patient001", "patient002"], "val": ["patient003"], "test": []}))
+    train = {"steps": 2, "batch_size": 2, "val_every": 2, "ckpt_every": 2, "log_every": 1}
+    edsr = {"arch": "edsr", "trainer": "supervised", "args": {"n_feats": 4, "n_blocks": 1}, "train": train}
+    common = {"kind": "cine", "reader": "acdc", "raw": synth, "target": "cine", "scales": [2], "methods": ["edsr"]}
+    cfg = {"seed": 1, "device": "cpu", "datasets": {
+        "a": {**common, "methods": ["pre"], "split": {"file": str(split_file)},
+              "patches": {"lr_patch": [4, 4], "train_per_subject": 2, "val_per_subject": 2}},
+        "b": {**common, "patches": {"hr_patch": [12, 12], "train_per_subject": 2, "val_per_subject": 2}}},
+        "models": {"edsr": edsr, "pre": {**edsr, "init_from": {"dataset": "b", "method": "edsr"}}}}
+    proc = run_snakemake(tmp_path, cfg, "results/models/a/pre/x2/model.pt", timeout=600)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    split = json.loads((tmp_path / "results/a/split.json").read_text())
+    assert (split["train"], split["val"], split["test"]) == (["patient001", "patient002"], ["patient003"], [])
+    attrs = store_attrs(tmp_path / "results/a/patches/sisr2d-x2_train.h5")
+    assert attrs["hr_patch"] == [8, 8] and attrs["lr_patch"] == [4, 4]
+    assert attrs["subjects"] == ["patient001", "patient002"]  # exactly the listed train subjects
+    source = tmp_path / "results/models/b/edsr/x2/model.pt"
+    assert source.is_file()
+    assert f"model.pt` (sha256 {init_source(source).sha256})" in (tmp_path / "results/models/a/pre/x2/card.md").read_text()
