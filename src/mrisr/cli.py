@@ -132,7 +132,12 @@ def cmd_split(a: argparse.Namespace) -> None:
     from mrisr.io import read_json, write_json
 
     subjects = read_json(a.inventory)["subjects"]
-    split = make_split(subjects, tuple(a.ratios), a.seed, a.dataset)
+    if a.subjects_file:
+        from mrisr.datasets.split import split_from_file
+
+        split = split_from_file(subjects, Path(a.subjects_file))
+    else:
+        split = make_split(subjects, tuple(a.ratios), a.seed, a.dataset)
     write_json(a.out, split)
     print({k: len(split[k]) for k in ("train", "val", "test")})
 
@@ -236,7 +241,8 @@ def cmd_train(a: argparse.Namespace) -> None:
     _set_threads(a.threads)
     from mrisr.train import train_model  # the model config's `trainer:` key picks the kind
 
-    train_model(a.model_config, Path(a.train), Path(a.val), Path(a.out_dir), a.seed, a.device)
+    train_model(a.model_config, Path(a.train), Path(a.val), Path(a.out_dir), a.seed, a.device,
+                Path(a.init_from) if a.init_from else None)
 
 
 def cmd_evaluate(a: argparse.Namespace) -> None:
@@ -479,6 +485,7 @@ COMMAND_HELP = {
     ("prepare", "--crop-axes"): "axes centre-cropped to --crop-multiple",
     ("split", "--inventory"): "inventory.json listing the subjects",
     ("split", "--ratios"): "train, val, test fractions",
+    ("split", "--subjects-file"): "split file (YAML/JSON {train, val, test: [subject IDs]}): these lists instead of a seeded draw",
     ("split", "--out"): "split.json to write",
     ("degrade", "--out"): "LR NIfTI to write (the grid record goes to its .json sidecar)",
     ("motion", "--out"): "moved HR NIfTI to write (drawn parameters in its .json sidecar)",
@@ -496,6 +503,7 @@ COMMAND_HELP = {
     ("train", "--model-config"): "model entry as JSON: {arch, args, train, ...} (the rule passes the merged config)",
     ("train", "--train"): "training patch store (.h5)",
     ("train", "--val"): "validation patch store (.h5)",
+    ("train", "--init-from"): "model.pt whose weights (same arch and shapes) replace the seeded init before step 0",
     ("train", "--out-dir"): "model folder: model.pt, log.csv, card.md, ckpt/",
     ("evaluate", "--out-dir"): "evaluation folder: metrics.csv, meta.json, example.npz, sr/",
     ("upscale", "--scale"): "scale factor (>= 1): any for arbitrary-scale models, the trained one otherwise",
@@ -589,6 +597,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = add("split", cmd_split, "subject-level seeded train/val/test split")
     s.add_argument("--inventory", required=True)
     s.add_argument("--ratios", type=float, nargs=3, default=[0.7, 0.1, 0.2])
+    s.add_argument("--subjects-file", default=None)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--dataset", required=True)
     s.add_argument("--out", required=True)
@@ -659,6 +668,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="auto")
     s.add_argument("--threads", type=int, default=None)
+    s.add_argument("--init-from", default=None)
 
     s = add("evaluate", cmd_evaluate, "whole-volume inference and metrics on the test split")
     s.add_argument("--method", required=True)

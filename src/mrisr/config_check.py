@@ -190,6 +190,9 @@ def _check_model(where: str, cfg: dict, override: dict, override_key: str, archs
                                         f"not from model args")
         if spec.args is not None and key not in spec.args:
             raise ConfigError(key_path, f"arch {arch!r} has no argument {key!r}; accepted: {', '.join(sorted(spec.args))}")
+    if cfg.get("trainer") == "udean" and (cfg.get("train") or {}).get("augment") == "flips":
+        key = f"{override_key}.train.augment" if "augment" in (override.get("train") or {}) else f"{where}.train.augment"
+        raise ConfigError(key, "flips-only augmentation is not implemented by the udean trainer (true or false)")
     store = cfg.get("store", "patches")
     if store == HR_STORE and not spec.arbitrary_scale:
         store_key = f"{override_key}.store" if "store" in override else f"{where}.store"
@@ -203,7 +206,9 @@ def _check_scales(name: str, d: dict, method: str, cfg: dict, spec: ArchSpec, sc
     store = cfg.get("store", "patches")
     if store == HR_STORE:
         return  # trained once on HR patches, evaluated at any scale >= 1 (the schema's minimum)
-    hr_patch = list((d.get("patches") or {}).get("hr_patch", DEFAULT_HR_PATCH))
+    patches = d.get("patches") or {}
+    lr_patch = patches.get("lr_patch")
+    hr_patch = list(patches.get("hr_patch", DEFAULT_HR_PATCH))
     for s in scales:
         s_int = _integer_scale(s)
         if not spec.arbitrary_scale and (s_int is None or s_int < 2):
@@ -214,6 +219,8 @@ def _check_scales(name: str, d: dict, method: str, cfg: dict, spec: ArchSpec, sc
             raise ConfigError(scales_key, f"scale {_fmt(s)} for method {method!r}: its {store!r} patch store is cut "
                                           f"at one integer scale; non-integer scales need an arbitrary-scale model "
                                           f"with store: hr")
+        if lr_patch is not None:
+            continue  # HR = lr_patch × s: whole at every integer scale
         bad = [p for p in hr_patch if p % s_int]
         if bad:
             raise ConfigError(f"datasets.{name}.patches.hr_patch",
@@ -237,10 +244,16 @@ def _check_dataset(name: str, d: dict, config: dict, archs: Mapping[str, ArchSpe
                                    f"the override would be ignored")
 
     axes = list((d.get("degradation") or {}).get("axes", DEFAULT_AXES))
-    hr_patch = list((d.get("patches") or {}).get("hr_patch", DEFAULT_HR_PATCH))
-    if len(hr_patch) != len(axes):
-        raise ConfigError(f"datasets.{name}.patches.hr_patch",
-                          f"{hr_patch} needs one size per degraded axis (degradation.axes {axes})")
+    patches = d.get("patches") or {}
+    if "lr_patch" in patches and "hr_patch" in patches:
+        raise ConfigError(f"datasets.{name}.patches.lr_patch",
+                          "give hr_patch (one HR size at every scale) or lr_patch (HR = lr_patch × scale), not both")
+    size_key = "lr_patch" if "lr_patch" in patches else "hr_patch"
+    sizes = list(patches.get(size_key, DEFAULT_HR_PATCH))
+    if len(sizes) != len(axes):
+        raise ConfigError(f"datasets.{name}.patches.{size_key}",
+                          f"{sizes} needs one size per degraded axis (degradation.axes {axes})")
+    _check_split(name, d)
     if d.get("kind") == "multicontrast" and not d.get("reference"):
         raise ConfigError(f"datasets.{name}.reference", "kind multicontrast needs a reference series")
     mode = (d.get("degradation") or {}).get("mode", "truncate")
@@ -270,6 +283,11 @@ def _check_dataset(name: str, d: dict, config: dict, archs: Mapping[str, ArchSpe
         spec = _check_model(f"models.{method}", cfg, override, f"datasets.{name}.overrides.{method}", archs)
         if src is None:
             _check_scales(name, d, method, cfg, spec, scales, scales_key)
+            if "lr_patch" in (d.get("patches") or {}) and cfg.get("store", "patches") == HR_STORE:
+                raise ConfigError(f"datasets.{name}.patches.lr_patch",
+                                  f"method {method!r} trains on HR-only patches (store: hr), which have no LR "
+                                  f"size: give hr_patch")
+            _check_init_from(name, method, cfg, override, scales, config, archs)
             continue
         # External test set: it evaluates the models `src` trains, at the same scales.
         src_entries = {m: [float(s) for s in sc] for _, m, sc, _ in _method_entries(src, datasets[src])}
@@ -281,6 +299,50 @@ def _check_dataset(name: str, d: dict, config: dict, archs: Mapping[str, ArchSpe
         if missing and src_store != HR_STORE:
             raise ConfigError(scales_key, f"method {method!r} at scale {_fmt(missing[0])}: {src!r} (train_from) "
                                           f"trains it only at {', '.join(map(_fmt, src_entries[method]))}")
+
+
+def _check_split(name: str, d: dict) -> None:
+    """A split file must exist at start-up (its subjects are checked by the split job)."""
+    split = d.get("split")
+    if isinstance(split, dict) and "file" in split and not Path(split["file"]).is_file():
+        raise ConfigError(f"datasets.{name}.split.file", f"split file not found: {split['file']}")
+
+
+def _check_init_from(name: str, method: str, cfg: dict, override: dict, scales: list, config: dict,
+                     archs: Mapping[str, ArchSpec]) -> None:
+    """`init_from` names a model the pipeline trains, of the same arch, at a scale it trains
+    (the train job's input), and not this model itself."""
+    init = cfg.get("init_from")
+    if not init:
+        return
+    key = (f"datasets.{name}.overrides.{method}.init_from" if "init_from" in override
+           else f"models.{method}.init_from")
+    datasets, models = config.get("datasets") or {}, config.get("models") or {}
+    src, src_method = init.get("dataset"), init.get("method")
+    if src not in datasets or datasets[src].get("train_from"):
+        raise ConfigError(key, f"dataset {src!r} is not a dataset that trains models (datasets: {', '.join(datasets)})")
+    src_entries = {m: [float(s) for s in sc] for _, m, sc, _ in _method_entries(src, datasets[src])}
+    if src_method not in src_entries or src_method in INTERPOLATIONS:
+        raise ConfigError(key, f"dataset {src!r} does not train method {src_method!r}")
+    if (src, src_method) == (name, method):
+        raise ConfigError(key, "a model cannot be initialised from itself")
+    src_cfg = _deep_merge(models[src_method], (datasets[src].get("overrides") or {}).get(src_method) or {})
+    if src_cfg.get("arch") != cfg.get("arch"):
+        raise ConfigError(key, f"{src}/{src_method} is arch {src_cfg.get('arch')!r}, this model {cfg.get('arch')!r}: "
+                               f"weights cannot carry over")
+    if src_cfg.get("init_from"):
+        raise ConfigError(key, f"{src}/{src_method} has an init_from itself; chains are not supported")
+    if (cfg.get("store") == HR_STORE) != (src_cfg.get("store") == HR_STORE):
+        raise ConfigError(key, "an arbitrary-scale model (store: hr) initialises from another one, a fixed-scale "
+                               "model from a fixed-scale one")
+    if cfg.get("store") == HR_STORE and "scale" in init:
+        raise ConfigError(f"{key}.scale", "an arbitrary-scale model starts from the source's any/ model: no scale")
+    if cfg.get("store") != HR_STORE:
+        wanted = [float(init["scale"])] if "scale" in init else [float(s) for s in scales]
+        missing = [s for s in wanted if s not in src_entries[src_method]]
+        if missing:
+            raise ConfigError(key, f"{src}/{src_method} is not trained at scale {_fmt(missing[0])} "
+                                   f"(set init_from.scale to one of {', '.join(map(_fmt, src_entries[src_method]))})")
 
 
 def check_config(config: dict, archs: Mapping[str, ArchSpec] | None = None) -> None:

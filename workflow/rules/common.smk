@@ -3,6 +3,7 @@
 import copy
 import json
 import os
+import shlex
 import sys
 
 import jsonschema
@@ -45,6 +46,7 @@ os.environ.update(
 INTERPOLATIONS = {"bicubic", "tricubic"}
 TASK_OF_KIND = {"cine": "sisr2d", "multicontrast": "mcsr", "volume": "sisr3d", "slices": "sisr2d"}
 SCALE_RE = r"[0-9]+(\.[0-9]+)?"
+DEFAULT_HR_PATCH = [48, 48]  # patches.hr_patch when neither it nor lr_patch is given (schema description)
 
 wildcard_constraints:
     dataset=r"[A-Za-z0-9_]+",
@@ -162,8 +164,9 @@ def check_workflow_config():
         src = d.get("train_from")
         if src and (src not in config["datasets"] or config["datasets"][src].get("train_from")):
             raise ValueError(f"config: datasets.{name}.train_from: {src!r} is not a dataset that trains models")
-        if len(d["patches"]["hr_patch"]) != len(d["degradation"]["axes"]):
-            raise ValueError(f"config: datasets.{name}.patches.hr_patch needs one size per degraded axis "
+        key = "lr_patch" if "lr_patch" in d["patches"] else "hr_patch"
+        if len(d["patches"].get(key, DEFAULT_HR_PATCH)) != len(d["degradation"]["axes"]):
+            raise ValueError(f"config: datasets.{name}.patches.{key} needs one size per degraded axis "
                              f"{d['degradation']['axes']}")
         if d["kind"] == "multicontrast" and not d.get("reference"):
             raise ValueError(f"config: datasets.{name}: kind multicontrast needs `reference`")
@@ -232,9 +235,20 @@ def get_reader_options(wildcards):
     return json.dumps(ds(wildcards.dataset)["reader_options"])
 
 
-def get_split_ratios(wildcards):
-    """An external test set (train_from) puts every subject in test."""
-    return [0, 0, 1] if ds(wildcards.dataset).get("train_from") else ds(wildcards.dataset)["split"]
+def get_split_args(wildcards):
+    """`--subjects-file F` for a split file (`split: {file: F}`), else `--ratios` (an external test
+    set, train_from, puts every subject in test)."""
+    split = ds(wildcards.dataset)["split"]
+    if isinstance(split, dict):
+        return f"--subjects-file {shlex.quote(split['file'])}"
+    ratios = [0, 0, 1] if ds(wildcards.dataset).get("train_from") else split
+    return "--ratios " + " ".join(str(r) for r in ratios)
+
+
+def get_split_file(wildcards):
+    """The split file as an input of rule split (an edited list redraws nothing but reruns the split)."""
+    split = ds(wildcards.dataset)["split"]
+    return [split["file"]] if isinstance(split, dict) else []
 
 
 # ---------------------------------------------------------------------------- degrade
@@ -331,6 +345,20 @@ def get_train_store(wildcards, split):
     return pair_store(d, m, scale, split)
 
 
+def get_init_model(wildcards):
+    """`init_from`'s model.pt (an input: the source trains first, and a retrained source retrains
+    this model), or nothing."""
+    init = model_config(wildcards.dataset, wildcards.method).get("init_from")
+    if not init:
+        return []
+    scale_dir = f"x{fmt_scale(init['scale'])}" if "scale" in init else wildcards.scale_dir
+    return [f"results/models/{init['dataset']}/{init['method']}/{scale_dir}/model.pt"]
+
+
+def get_init_arg(wildcards, input):
+    return f"--init-from {input.init}" if input.init else ""
+
+
 def train_config(dataset, method, arbitrary):
     """What the training loop sees: the model config minus pipeline-only keys; an arbitrary-scale
     model also gets the dataset's degradation (the LR made on the fly must be the LR it is
@@ -338,6 +366,7 @@ def train_config(dataset, method, arbitrary):
     cfg = copy.deepcopy(model_config(dataset, method))
     is_video = cfg.pop("store", "patches") == "clips"
     cfg.pop("sweeps", None)
+    cfg.pop("init_from", None)  # the workflow passes the source model.pt itself (get_init_model)
     clip_frames = cfg["train"].pop("clip_frames", 7)
     if is_video:  # video models infer in clips of the length they were trained on: a model arg
         cfg["args"] = {**(cfg.get("args") or {}), "clip_frames": clip_frames}
@@ -556,3 +585,23 @@ def get_table_families():
             sweeps[name] = [m for m, _s in method_entries(name)
                             if m in INTERPOLATIONS or model_config(name, m).get("store") == "hr"]
     return {"ablations": ablations, "scale_sweeps": sweeps}
+
+
+# ---------------------------------------------------------------------------- patch sizes
+def hr_patch(dataset, scale):
+    """The HR patch of a store at `scale`: patches.hr_patch, or lr_patch × scale (per-scale HR
+    patches with a fixed LR size; config_check ensures lr_patch × scale is whole)."""
+    p = ds(dataset)["patches"]
+    if "lr_patch" in p:
+        return [int(round(n * float(scale))) for n in p["lr_patch"]]
+    return list(p.get("hr_patch", DEFAULT_HR_PATCH))
+
+
+def get_hr_patch(wildcards):
+    """--hr-patch of a pair, clip or group store at wildcards.scale."""
+    return hr_patch(wildcards.dataset, wildcards.scale)
+
+
+def get_hr_only_patch(wildcards):
+    """--hr-patch of an HR-only store (no scale: patches.hr_patch; config_check rejects lr_patch there)."""
+    return list(ds(wildcards.dataset)["patches"].get("hr_patch", DEFAULT_HR_PATCH))

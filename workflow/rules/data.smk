@@ -93,18 +93,19 @@ rule prepare:
 
 rule split:
     input:
-        "results/{dataset}/inventory.json",
+        inventory="results/{dataset}/inventory.json",
+        subjects=get_split_file,
     output:
         "results/{dataset}/split.json",
     params:
-        ratios=get_split_ratios,
+        split=get_split_args,
         seed=config["seed"],
     log:
         "logs/split/{dataset}.log",
     conda:
         "../../envs/data.yaml"
     shell:
-        "python -m mrisr split --inventory {input} --ratios {params.ratios} --seed {params.seed}"
+        "python -m mrisr split --inventory {input.inventory} {params.split} --seed {params.seed}"
         " --dataset {wildcards.dataset} --out {output} > {log} 2>&1"
 
 

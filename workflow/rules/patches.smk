@@ -17,6 +17,7 @@ rule patches:
         lr_dir=get_lr_dir,
         p=lambda wc: ds(wc.dataset)["patches"],
         n=get_patch_count,
+        hr_patch=get_hr_patch,
         ref=get_reference_arg,
         seed=config["seed"],
     log:
@@ -25,7 +26,7 @@ rule patches:
         "../../envs/patches.yaml"
     shell:
         "python -m mrisr patches --task {wildcards.task} --split-file {input.split} --split {wildcards.split}"
-        " --lr-dir {params.lr_dir} --scale {wildcards.scale} --hr-patch {params.p[hr_patch]}"
+        " --lr-dir {params.lr_dir} --scale {wildcards.scale} --hr-patch {params.hr_patch}"
         " --n-per-subject {params.n} --fg-fraction {params.p[fg_fraction]} --seed {params.seed} {params.ref}"
         " --out {output} > {log} 2>&1"
 
@@ -41,6 +42,7 @@ rule clips:
         lr_dir=get_lr_dir,
         p=lambda wc: ds(wc.dataset)["patches"],
         n=get_patch_count,
+        hr_patch=get_hr_patch,
         seed=config["seed"],
     log:
         "logs/patches/{dataset}/vsr{frames}w{warmup}-x{scale}_{split}.log",
@@ -48,7 +50,7 @@ rule clips:
         "../../envs/patches.yaml"
     shell:
         "python -m mrisr patches --task vsr{wildcards.frames}w{wildcards.warmup} --split-file {input.split}"
-        " --split {wildcards.split} --lr-dir {params.lr_dir} --scale {wildcards.scale} --hr-patch {params.p[hr_patch]}"
+        " --split {wildcards.split} --lr-dir {params.lr_dir} --scale {wildcards.scale} --hr-patch {params.hr_patch}"
         " --n-per-subject {params.n} --fg-fraction {params.p[fg_fraction]} --seed {params.seed}"
         " --clip {wildcards.frames} {wildcards.warmup} --out {output} > {log} 2>&1"
 
@@ -64,6 +66,7 @@ rule patches_hr:
         p=lambda wc: ds(wc.dataset)["patches"],
         axes=lambda wc: ds(wc.dataset)["degradation"]["axes"],
         series=lambda wc: ds(wc.dataset)["target"],
+        hr_patch=get_hr_only_patch,
         seed=config["seed"],
     log:
         "logs/patches/{dataset}/{task}-hr_{split}.log",
@@ -74,7 +77,7 @@ rule patches_hr:
     shell:
         "python -m mrisr patches-hr --task {wildcards.task} --split-file {input.split} --split {wildcards.split}"
         " --prepared-dir results/{wildcards.dataset}/prepared --series {params.series}"
-        " --hr-patch {params.p[hr_patch]} --per-slice {params.p[per_slice]} --axes {params.axes}"
+        " --hr-patch {params.hr_patch} --per-slice {params.p[per_slice]} --axes {params.axes}"
         " --seed {params.seed} --out {output} > {log} 2>&1"
 
 
@@ -89,6 +92,7 @@ rule group_patches:
         lr_dir=get_group_lr_dir,
         hr_dir=get_group_hr_arg,
         p=lambda wc: ds(wc.dataset)["patches"],
+        hr_patch=get_hr_patch,
         seed=config["seed"],
     log:
         "logs/patches/{dataset}/groups/{kind}-x{scale}.log",
@@ -96,6 +100,6 @@ rule group_patches:
         "../../envs/patches.yaml"
     shell:
         "python -m mrisr group-patches --kind {wildcards.kind} --groups {input.groups} --lr-dir {params.lr_dir}"
-        " {params.hr_dir} --scale {wildcards.scale} --hr-patch {params.p[hr_patch]}"
+        " {params.hr_dir} --scale {wildcards.scale} --hr-patch {params.hr_patch}"
         " --n-per-subject {params.p[train_per_subject]} --fg-fraction {params.p[fg_fraction]} --seed {params.seed}"
         " --out {output} > {log} 2>&1"

@@ -8,6 +8,7 @@ rule train:
     input:
         train=lambda wc: get_train_store(wc, "train"),
         val=lambda wc: get_train_store(wc, "val"),
+        init=get_init_model,
     output:
         model="results/models/{dataset}/{method}/{scale_dir}/model.pt",
         log_csv="results/models/{dataset}/{method}/{scale_dir}/log.csv",
@@ -19,6 +20,7 @@ rule train:
         cfg=get_train_config,
         seed=config["seed"],
         device=config["device"],
+        init=get_init_arg,
     threads: get_threads
     resources:
         gpu=get_gpus,
@@ -31,4 +33,4 @@ rule train:
     shell:
         "python -m mrisr train --model-config {params.cfg:q} --train {input.train} --val {input.val}"
         " --out-dir results/models/{wildcards.dataset}/{wildcards.method}/{wildcards.scale_dir}"
-        " --seed {params.seed} --device {params.device} --threads {threads} > {log} 2>&1"
+        " --seed {params.seed} --device {params.device} --threads {threads} {params.init} > {log} 2>&1"

@@ -40,6 +40,14 @@ class CardFacts:
     elapsed_s: float
 
 
+AUGMENT_TEXT = {True: "flips/transposes (grid-preserving)", "flips": "flips only (grid-preserving)", False: "none"}
+
+
+def _decay(cfg: TrainConfig) -> str:
+    """The step schedule's factor and period (nothing for the other schedules)."""
+    return f" (× {cfg.lr_decay:g} every {cfg.decay_every()} steps)" if cfg.scheduler == "step" else ""
+
+
 def _db(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.2f} dB"
 
@@ -74,9 +82,9 @@ def render_card(f: CardFacts, rows: dict[str, str] | None = None, sections: list
         f"| seed | {f.seed} |",
         f"| device | {f.device} |",
         f"| steps × batch | {cfg.steps} × {cfg.batch_size} |",
-        f"| optimiser | Adam, lr {cfg.lr:g}, scheduler {cfg.scheduler}, L1 loss |",
+        f"| optimiser | Adam, lr {cfg.lr:g}, scheduler {cfg.scheduler}{_decay(cfg)}, L1 loss |",
         f"| precision | {'bf16 autocast' if cfg.bf16 else 'float32'}{', channels_last' if cfg.channels_last else ''} |",
-        f"| augmentation | {'flips/transposes (grid-preserving)' if cfg.augment else 'none'} |",
+        f"| augmentation | {AUGMENT_TEXT[cfg.augment]} |",
         f"| best val PSNR | {_db(f.best_psnr)} at step {f.best_step} (these weights) |",
         f"| final val PSNR | {_db(f.final_psnr)} |",
         f"| cubic baseline val PSNR | {_db(f.cubic_psnr)} |",

@@ -7,6 +7,9 @@ from dataclasses import asdict, dataclass, fields
 from typing import ClassVar
 
 
+AUGMENTS = (True, False, "flips")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Settings every training kind shares; a kind with more subclasses it (`gan.GanConfig`)."""
@@ -22,21 +25,28 @@ class TrainConfig:
     channels_last: bool = False
     scheduler: str = "cosine"
     val_max_batches: int | None = None
-    augment: bool = True
+    augment: bool | str = True  # AUGMENTS: true = flips + transposes, "flips" = flips only, false = none
     # The paper's budget, when `steps` is a reduced one (the model card says so).
     reference_steps: int | None = None
     budget_note: str | None = None
     # TensorBoard event files in <model folder>/tb/ (needs the `tensorboard` package).
     tensorboard: bool = False
+    # scheduler "step": lr × lr_decay every lr_decay_every steps (None: steps // 6), e.g. EDSR's
+    # halving every 200k updates. Shared with the adversarial kind (`make_scheduler`).
+    lr_decay: float | None = None
+    lr_decay_every: int | None = None
 
     REQUIRED: ClassVar[tuple[str, ...]] = ("steps", "batch_size", "lr")
-    SCHEDULERS: ClassVar[tuple[str, ...]] = ("cosine", "none")
+    SCHEDULERS: ClassVar[tuple[str, ...]] = ("cosine", "none", "step")
     LABEL: ClassVar[str] = "train"
     # Settings that change neither the batches nor the arithmetic: a run may be
     # resumed with different values.
     RESUMABLE_CHANGES: ClassVar[tuple[str, ...]] = (
         "val_every", "ckpt_every", "log_every", "num_workers", "val_max_batches", "budget_note", "reference_steps",
         "tensorboard")
+    # Settings added after runs existed: left out of the run identity while unset, so the
+    # fingerprint (and the resumability) of a config that does not use them is unchanged.
+    OMIT_IF_UNSET: ClassVar[tuple[str, ...]] = ("lr_decay", "lr_decay_every")
 
     @classmethod
     def from_dict(cls, d: dict):
@@ -64,13 +74,28 @@ class TrainConfig:
             raise ValueError(f"train.scheduler must be one of {list(self.SCHEDULERS)}, got {self.scheduler!r}")
         if self.val_max_batches is not None and self.val_max_batches < 1:
             raise ValueError(f"train.val_max_batches must be >= 1 or null, got {self.val_max_batches}")
+        if self.scheduler == "step":
+            if self.lr_decay is None or not 0 < self.lr_decay <= 1:
+                raise ValueError(f"train.lr_decay must lie in (0, 1] with scheduler: step, got {self.lr_decay}")
+            if self.lr_decay_every is not None and self.lr_decay_every < 1:
+                raise ValueError(f"train.lr_decay_every must be >= 1 or null, got {self.lr_decay_every}")
+        elif self.lr_decay is not None or self.lr_decay_every is not None:
+            # Ignored otherwise: a config that sets them most likely meant scheduler: step.
+            raise ValueError(f"train.lr_decay / lr_decay_every need scheduler: step (got {self.scheduler!r})")
+        if self.augment not in AUGMENTS:
+            raise ValueError(f"train.augment must be one of {list(AUGMENTS)}, got {self.augment!r}")
+
+    def decay_every(self) -> int:
+        """Steps between two step-schedule decays (default: six decays over the run)."""
+        return int(self.lr_decay_every or max(1, self.steps // 6))
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def run_identity(self) -> dict:
         """The settings a checkpoint must share with the run that resumes it."""
-        return {k: v for k, v in self.to_dict().items() if k not in self.RESUMABLE_CHANGES}
+        return {k: v for k, v in self.to_dict().items()
+                if k not in self.RESUMABLE_CHANGES and not (k in self.OMIT_IF_UNSET and v is None)}
 
 
 def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
@@ -100,6 +125,15 @@ def resolve_bf16(value: bool | str, device_type: str) -> bool:
 
 
 def fingerprint(arch: str, args: dict, cfg: TrainConfig, seed: int, train_hash: str, val_hash: str) -> str:
-    """One string naming everything that decides the trained weights."""
+    """One string naming everything that decides the trained weights (the engine adds the
+    initial weights' digest when `init_from` is used: `with_init`)."""
     return json.dumps({"arch": arch, "args": args, "train": cfg.run_identity(), "seed": int(seed),
                        "train_store": train_hash, "val_store": val_hash}, sort_keys=True)
+
+
+def with_init(fp: str, init_path: str, init_sha256: str) -> str:
+    """The fingerprint of a run that starts from another model's weights: a retrained source
+    makes this run's checkpoint stale."""
+    d = json.loads(fp)
+    d["init_from"] = {"path": init_path, "sha256": init_sha256}
+    return json.dumps(d, sort_keys=True)

@@ -24,6 +24,7 @@ the RNG states, so a resumed run ends with tensors identical to an uninterrupted
 
 from __future__ import annotations
 
+import hashlib
 import math
 import sys
 import time
@@ -36,12 +37,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
+from mrisr.errors import InputError
 from mrisr.io import atomic_path
 from mrisr.models import count_parameters, save_model
 from mrisr.models.io import read_model_record
 from mrisr.train.card import CardFacts, StoreInfo, render_card
 from mrisr.train.checkpoint import restore_rng_states, resumable_state, save_checkpoint
-from mrisr.train.config import TrainConfig, resolve_bf16
+from mrisr.train.config import TrainConfig, resolve_bf16, with_init
 from mrisr.train.log import TrainLog, format_row
 from mrisr.train.observe import ProgressLines, TensorBoard, write_curves
 from mrisr.train.signals import EXIT_STATUS, StopRequest, ignore_stop_signals_in_worker
@@ -128,6 +130,11 @@ class Task(ABC):
         """Lines appended to the card (called after card_rows)."""
         return []
 
+    def init_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
+        """Start `model` from another run's weights (`init_from`; shapes already checked). A kind
+        whose model holds data-derived buffers (the GAN's normalisation) re-derives them here."""
+        self.model.load_state_dict(state_dict, strict=True)
+
     @property
     def label(self) -> str:
         return str(self.record["arch"])
@@ -147,6 +154,47 @@ def register_kind(name: str) -> Callable[[T], T]:
         return cls
 
     return decorate
+
+
+# ---------------------------------------------------------------------------- init_from
+@dataclass(frozen=True)
+class InitFrom:
+    """Initial weights from another trained model (`models.<m>.init_from`): the file and its digest."""
+
+    path: Path
+    sha256: str
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def init_source(path: Path) -> InitFrom:
+    if not path.is_file():
+        raise InputError(path, "init_from model file not found (train the source model first)")
+    return InitFrom(path, file_digest(path))
+
+
+def fitting_state_dict(task: Task, init: InitFrom) -> dict[str, torch.Tensor]:
+    """The source model's weights, checked to fit the task's model exactly (same arch, same keys,
+    same shapes): a partial or reshaped load would silently train something else."""
+    record = read_model_record(init.path)
+    if record["arch"] != task.record["arch"]:
+        raise InputError(init.path, f"init_from model is arch {record['arch']!r}, this model is {task.record['arch']!r}")
+    own, src = task.model.state_dict(), record["state_dict"]
+    missing, unexpected = sorted(set(own) - set(src)), sorted(set(src) - set(own))
+    shapes = [f"{k} {tuple(src[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
+              if k in src and tuple(src[k].shape) != tuple(v.shape)]
+    if missing or unexpected or shapes:
+        problems = [f"missing {missing[:3]}" if missing else "", f"unexpected {unexpected[:3]}" if unexpected else "",
+                    f"shapes differ: {'; '.join(shapes[:3])}" if shapes else ""]
+        raise InputError(init.path, "init_from weights do not fit this model (" + ", ".join(p for p in problems if p)
+                         + "); check the source's args and scale")
+    return src
 
 
 # ---------------------------------------------------------------------------- the engine
@@ -176,8 +224,8 @@ class Paths:
 class Engine:
     """One training run of a task into out_dir."""
 
-    def __init__(self, task: Task, out_dir: Path) -> None:
-        self.task, self.paths = task, Paths(Path(out_dir))
+    def __init__(self, task: Task, out_dir: Path, init: InitFrom | None = None) -> None:
+        self.task, self.paths, self.init = task, Paths(Path(out_dir)), init
         self.progress = Progress()
         self.last_val: float | None = None
         self.history: list[dict] = []
@@ -188,11 +236,11 @@ class Engine:
     def lr(self) -> float:
         return float(next(iter(self.task.optimizers.values())).param_groups[0]["lr"])
 
-    def resume_if_possible(self) -> None:
+    def resume_if_possible(self) -> bool:
         task = self.task
         state = resumable_state(self.paths.last, task.fingerprint)
         if state is None:
-            return
+            return False
         task.nets.load_state_dict(state["model"])
         for name, opt in task.optimizers.items():
             opt.load_state_dict(state["optimizers"][name])
@@ -205,6 +253,12 @@ class Engine:
         self.last_val = state["last_val_psnr"]
         self.history = list(state["history"])
         tqdm.write(f"[train] resuming {self.paths.out_dir} at step {state['step']}/{task.cfg.steps}", file=sys.stderr)
+        return True
+
+    def apply_init(self) -> None:
+        """Load the init_from weights before step 0 (a resumed run has its own weights)."""
+        self.task.init_weights(fitting_state_dict(self.task, self.init))
+        tqdm.write(f"[train] initialised from {self.init.path} (sha256 {self.init.sha256[:12]})", file=sys.stderr)
 
     def save_last(self, elapsed_s: float) -> None:
         """ckpt/last.pt (+ curves.png, at most once a minute: drawing takes a moment)."""
@@ -234,7 +288,8 @@ class Engine:
         with StopRequest() as stop:
             if self.paths.model.exists():
                 self.paths.model.unlink()  # an old model.pt beside a new run would look complete
-            self.resume_if_possible()
+            if not self.resume_if_possible() and self.init is not None:
+                self.apply_init()
             self.task.prepare()
             t0, elapsed0 = time.monotonic(), self.progress.elapsed_s
 
@@ -308,6 +363,12 @@ class Engine:
                    f"best {prog.best_psnr:.2f} dB at step {prog.best_step}", file=sys.stderr)
         return val
 
+    def init_lines(self) -> list[str]:
+        if self.init is None:
+            return []
+        return ["", "## Initial weights", "",
+                f"Initialised before step 0 from `{self.init.path}` (sha256 {self.init.sha256}), not from a seeded draw."]
+
     def finish(self, elapsed_s: float) -> Path:
         """card.md and curves.png, then model.pt (best-validation weights) as the very last write."""
         task = self.task
@@ -324,18 +385,20 @@ class Engine:
                           cubic_psnr=task.baseline_psnr, elapsed_s=elapsed_s)
         rows = task.card_rows()
         with atomic_path(self.paths.card) as tmp:
-            tmp.write_text(render_card(facts, rows, task.card_sections()))
+            tmp.write_text(render_card(facts, rows, task.card_sections() + self.init_lines()))
         self.draw_curves()
         self.save_weights(self.paths.model, int(best["step"]), float(best["val_psnr"]))
         return self.paths.model
 
 
 def train_model(model_cfg: dict, train_h5: Path, val_h5: Path, out_dir: Path, seed: int,
-                device: str | torch.device = "auto") -> Path:
+                device: str | torch.device = "auto", init_from: Path | None = None) -> Path:
     """Train the model config's `trainer` kind on the stores into out_dir; returns model.pt's path.
 
     Resumes from out_dir/ckpt/last.pt when present. SIGTERM/SIGUSR1 save a checkpoint and
-    raise SystemExit(143); model.pt exists only after a complete run.
+    raise SystemExit(143); model.pt exists only after a complete run. init_from: a model.pt
+    whose weights (same arch and shapes) replace the seeded init before step 0; its digest
+    is part of the fingerprint and the card.
     """
     kind = model_cfg.get("trainer")
     if kind not in KINDS:
@@ -344,5 +407,8 @@ def train_model(model_cfg: dict, train_h5: Path, val_h5: Path, out_dir: Path, se
     train = dict(model_cfg.get("train") or {})
     if train.get("bf16") == "auto":
         model_cfg = {**model_cfg, "train": {**train, "bf16": resolve_bf16("auto", device.type)}}
+    init = init_source(Path(init_from)) if init_from is not None else None
     task = KINDS[kind](model_cfg, Path(train_h5), Path(val_h5), int(seed), device)
-    return Engine(task, Path(out_dir)).run()
+    if init is not None:
+        task.fingerprint = with_init(task.fingerprint, str(init.path), init.sha256)
+    return Engine(task, Path(out_dir), init).run()

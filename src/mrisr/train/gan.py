@@ -57,7 +57,8 @@ from mrisr.models.srgan import Discriminator  # (importing registers srgan; meta
 from mrisr.patches.dataset import PatchDataset, store_attrs
 from mrisr.train.config import TrainConfig, fingerprint
 from mrisr.train.engine import Task, register_kind, step_loader
-from mrisr.train.supervised import store_info
+from mrisr.train.card import AUGMENT_TEXT
+from mrisr.train.supervised import make_scheduler, store_info
 from mrisr.train.losses import psnr_per_sample
 from mrisr.train.perceptual import perceptual_from_config
 from mrisr.train.sampler import STAGE_TRAIN, StepBatchSampler, augment_batch, augment_plan
@@ -88,16 +89,13 @@ class GanConfig(TrainConfig):
     SCHEDULERS: ClassVar[tuple[str, ...]] = ("step",)
     LABEL: ClassVar[str] = "GAN train"
     RESUMABLE_CHANGES: ClassVar[tuple[str, ...]] = (*TrainConfig.RESUMABLE_CHANGES, "val_scales")
+    OMIT_IF_UNSET: ClassVar[tuple[str, ...]] = ()  # GAN fingerprints always held lr_decay_every
 
     def validate(self) -> None:
         if self.scheduler != "step":
             raise ValueError(f"train.scheduler: GAN training decays the learning rate stepwise (× lr_decay every "
                              f"lr_decay_every steps); set scheduler: step, got {self.scheduler!r}")
-        super().validate()
-        if not 0 < self.lr_decay <= 1:
-            raise ValueError(f"train.lr_decay must lie in (0, 1], got {self.lr_decay}")
-        if self.lr_decay_every is not None and self.lr_decay_every < 1:
-            raise ValueError(f"train.lr_decay_every must be >= 1 or null, got {self.lr_decay_every}")
+        super().validate()  # lr_decay, lr_decay_every: TrainConfig's step schedule
         for name in ("scales", "val_scales"):
             v = getattr(self, name)
             if v is not None and (not v or any(float(s) < 1.0 for s in v)):
@@ -110,9 +108,6 @@ class GanConfig(TrainConfig):
             raise ValueError("train.adv_weight and train.perceptual_weight must be >= 0")
         if self.channels_last:
             raise ValueError("train.channels_last is not supported by the GAN loop; set it to false")
-
-    def decay_every(self) -> int:
-        return int(self.lr_decay_every or max(1, self.steps // 6))
 
 
 def training_scales(cfg: GanConfig, arbitrary: bool) -> tuple[float, ...]:
@@ -245,9 +240,7 @@ class GanTask(Task):
         self.nets = torch.nn.ModuleDict({"g": self.model, "d": self.disc})
         self.optimizers = {"g": torch.optim.Adam(self.model.parameters(), lr=self.cfg.lr),
                            "d": torch.optim.Adam(self.disc.parameters(), lr=self.cfg.lr)}
-        every = self.cfg.decay_every()
-        self.schedulers = {k: torch.optim.lr_scheduler.StepLR(opt, every, self.cfg.lr_decay)
-                           for k, opt in self.optimizers.items()}
+        self.schedulers = {k: make_scheduler(opt, self.cfg) for k, opt in self.optimizers.items()}
         self.fingerprint = fingerprint(self.arch, {"generator": self.args, "discriminator": self.disc_args}, self.cfg,
                                        self.seed, str(self.attrs.get("config_hash", "")),
                                        str(self.val_attrs.get("config_hash", "")))
@@ -256,6 +249,12 @@ class GanTask(Task):
                        store_info("val", self.val_h5, self.val_attrs, len(self.val_ds)))
         self._val_sets: dict[float, list[tuple[torch.Tensor, torch.Tensor]]] | None = None
         self.baseline: dict[float, float] = {}
+
+    def init_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
+        """The source's weights, with this training set's normalisation (the paper's training-set
+        mean/std), not the source data's."""
+        super().init_weights(state_dict)
+        self.model.set_normalization(*self.norm)
 
     def pair_scales(self) -> tuple[float, ...]:
         """A pair store trains at its own scale only (train.scales, if given, must say the same)."""
@@ -290,7 +289,8 @@ class GanTask(Task):
         stores: the same flips on the stored LR)."""
         lr_patch = self.lr_patch if self.paired else self.hr_patch
         if self.cfg.augment:
-            plan = augment_plan(self.seed, step, len(batch["hr"]), self.hr_patch, lr_patch, self.convention)
+            plan = augment_plan(self.seed, step, len(batch["hr"]), self.hr_patch, lr_patch, self.convention,
+                                transposes=self.cfg.augment is True)
             batch = augment_batch(batch, plan, (self.hr_patch, lr_patch))
         r = step_scale(self.seed, step, self.scales)
         lr = batch["lr"] if self.paired else make_lr(batch["hr"], r, self.cfg.degradation, self.cfg.window)
@@ -385,7 +385,7 @@ class GanTask(Task):
                 f"| generator loss | L1 + {cfg.adv_weight:g}·adversarial + {cfg.perceptual_weight:g}·perceptual |",
                 f"| perceptual | {self.perceptual_status} |",
                 f"| optimiser | Adam lr {cfg.lr:g} (G and D), × {cfg.lr_decay:g} every {cfg.decay_every()} steps |"]),
-            "augmentation": f"| augmentation | {'flips/transposes of HR before degrading' if cfg.augment else 'none'} |",
+            "augmentation": f"| augmentation | {AUGMENT_TEXT[cfg.augment] + ' of HR before degrading' if cfg.augment else 'none'} |",
             "cubic baseline val PSNR": f"| cubic baseline val PSNR | {self.baseline_psnr:.2f} dB (mean over the val "
                                        f"scales) |",
         }

@@ -94,14 +94,15 @@ def allowed_moves(hr_patch: Sequence[int], lr_patch: Sequence[int], convention: 
 
 
 def augment_plan(seed: int, step: int, batch_size: int, hr_patch: Sequence[int], lr_patch: Sequence[int],
-                 convention: str) -> list[Augment]:
-    """One Augment per sample of step `step`'s batch."""
+                 convention: str, transposes: bool = True) -> list[Augment]:
+    """One Augment per sample of step `step`'s batch; transposes=False: flips only (`train.augment:
+    flips`, e.g. the cine paper's random horizontal and vertical flips)."""
     rng = np.random.default_rng([seed, STAGE_TRAIN, STREAM_AUGMENT, step])
     groups, flippable = allowed_moves(hr_patch, lr_patch, convention)
     plan = []
     for _ in range(batch_size):
         perm = list(range(len(hr_patch)))
-        for g in groups:
+        for g in groups if transposes else ():
             for src, dst in zip(g, rng.permutation(g)):
                 perm[src] = int(dst)
         flips = tuple(a for a in flippable if rng.random() < 0.5)

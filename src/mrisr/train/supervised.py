@@ -99,8 +99,12 @@ def store_info(role: str, path: Path, attrs: dict, n_patches: int) -> StoreInfo:
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, eta_min: float = 0.0):
+    """The `train.scheduler` of every kind, stepped once per optimizer step: cosine to eta_min over
+    the run, step (× lr_decay every decay_every() steps: EDSR's halving, the GAN papers' decay) or none."""
     if cfg.scheduler == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.steps, eta_min=eta_min)
+    if cfg.scheduler == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, cfg.decay_every(), cfg.lr_decay)
     return None
 
 
@@ -154,7 +158,7 @@ class SupervisedTask(Task):
         """Augment on the CPU (a function of seed and step only), then move to the device."""
         if self.cfg.augment:
             plan = augment_plan(self.seed, step, len(batch["hr"]), self.attrs["hr_patch"], self.attrs["lr_patch"],
-                                self.attrs["grid_convention"])
+                                self.attrs["grid_convention"], transposes=self.cfg.augment is True)
             batch = augment_batch(batch, plan, (self.attrs["hr_patch"], self.attrs["lr_patch"]))
         return to_device(batch, self.device, self.fmt)
 
