@@ -15,7 +15,10 @@ from engine_golden import CASES, weights_digest
 # kind: (model.pt state_dict, every trained network in ckpt/last.pt)
 BEFORE_REFACTOR = {
     "edsr": ("7df2862f468fb98a", "7df2862f468fb98a"),
-    "minet": ("44dd7a2ddf44ad09", "44dd7a2ddf44ad09"),
+    # Re-recorded once, deliberately: issue 12 removed the image-level `+ ref` skip from MINet's
+    # auxiliary reference reconstruction (it made the beta term vacuous); before that fix the
+    # engine reproduced the old loop's 44dd7a2ddf44ad09.
+    "minet": ("0e9445e3b0f4feab", "0e9445e3b0f4feab"),
     "rcan3d": ("07731922de08ca9a", "07731922de08ca9a"),
     "meta_srgan": ("c4409a335cf4a233", "6aa757b04288911b"),
     "srgan": ("17fd58bb1e9da653", "932487973b69d659"),

@@ -105,12 +105,12 @@ class MetaUpscale(nn.Module):
             raise ValueError(f"predictor_layers must be 2 or 3, got {predictor_layers}")
         self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
         self.convention = check_convention(convention)
-        middle = [nn.Linear(hidden, hidden), nn.ReLU(inplace=True)] if predictor_layers == 3 else []
-        self.predictor = nn.Sequential(
-            nn.Linear(3, hidden), nn.ReLU(inplace=True),
-            *middle,
-            nn.Linear(hidden, out_channels * in_channels * kernel_size * kernel_size),
-        )
+        # Layers built in forward order: each nn.Linear draws its init from torch's RNG when built.
+        layers: list[nn.Module] = [nn.Linear(3, hidden), nn.ReLU(inplace=True)]
+        if predictor_layers == 3:
+            layers += [nn.Linear(hidden, hidden), nn.ReLU(inplace=True)]
+        layers.append(nn.Linear(hidden, out_channels * in_channels * kernel_size * kernel_size))
+        self.predictor = nn.Sequential(*layers)
         zero_init(self.predictor[-1])
 
     def forward(self, feats: torch.Tensor, out_shape: Sequence[int], scale: float) -> torch.Tensor:
