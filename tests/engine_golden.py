@@ -77,7 +77,7 @@ CASES: dict[str, dict] = {
     "srgan": {"trainer": "adversarial", "arch": "srgan", "args": {"n_feats": 4, "n_blocks": 1},
               "disc": {"n_feats": 4, "n_stages": 2, "fc": 8}, "train": {**STEPS}},
     "udean": {"trainer": "udean", "arch": "udean", "args": {"n_feats": 4, "n_groups": 1, "n_blocks": 1, "reduction": 2},
-              "udean": {"deg_layers": 2, "lr_dec_layers": 2, "disc_feats": 4, "disc_stages": 2},
+              "udean": {"deg_layers": 2, "lr_dec_groups": 1, "lr_dec_blocks": 1, "disc_feats": 4, "disc_stages": 2},
               "train": {**STEPS, "lr": 1e-3}},
 }
 

@@ -17,7 +17,7 @@ from mrisr.errors import InputError
 from mrisr.evaluate.metrics import ssim as ssim_reference
 from mrisr.grid import Grid, cubic_upsample
 from mrisr.models import build_model, load_model, save_model
-from mrisr.models.udean import UDEAN, DownsamplingFeatureExtractor, RCAN3d, UdeanSystem, VGGDiscriminator3D
+from mrisr.models.udean import UDEAN, ConvEncoder, RCANDecoder, UdeanSystem, VGGDiscriminator3D
 from mrisr.train import udean as U
 
 torch.set_num_threads(2)
@@ -34,7 +34,7 @@ def plain_cpu_convolutions():
     finally:
         torch.backends.mkldnn.enabled = before
 TINY_ARGS = {"n_feats": 4, "n_groups": 1, "n_blocks": 1, "reduction": 2}
-TINY_UDEAN = {"deg_layers": 2, "lr_dec_layers": 2, "disc_feats": 4, "disc_stages": 2}
+TINY_UDEAN = {"deg_layers": 2, "lr_dec_groups": 1, "lr_dec_blocks": 1, "disc_feats": 4, "disc_stages": 2}
 LR_PATCH, SCALE = (4, 4, 4), 2
 HR_PATCH = tuple(SCALE * n for n in LR_PATCH)
 
@@ -79,7 +79,7 @@ def udean_cfg(**train_kw) -> dict:
 def tiny_system(seed: int = 0) -> UdeanSystem:
     torch.manual_seed(seed)
     sr = build_model("udean", scale=SCALE, dims=3, grid_convention="corner", **TINY_ARGS)
-    return UdeanSystem(sr, grid_convention="corner", **TINY_UDEAN)
+    return UdeanSystem(sr, grid_convention="corner", reduction=TINY_ARGS["reduction"], **TINY_UDEAN)
 
 
 # ---------------------------------------------------------------------------- architecture
@@ -102,7 +102,11 @@ def test_rcan3d_without_learned_detail_is_the_tricubic_baseline():
 def test_udean_inference_is_encoder_then_sr_decoder_and_round_trips(tmp_path):
     torch.manual_seed(1)
     model = build_model("udean", scale=2, dims=3, grid_convention="corner", **TINY_ARGS)
-    assert isinstance(model, RCAN3d) and model.inputs == ("lr",)
+    assert model.inputs == ("lr",)
+    convs = [m for m in model.encoder.body if isinstance(m, torch.nn.Conv3d)]
+    acts = [m for m in model.encoder.body if isinstance(m, torch.nn.LeakyReLU)]
+    assert len(convs) == len(acts) == 6  # E_LR: 6 × (conv + LeakyReLU), the paper's encoder
+    assert isinstance(model.decoder, RCANDecoder) and len(model.decoder.groups) == TINY_ARGS["n_groups"]
     lr = torch.rand(1, 1, 4, 6, 3)
     with torch.no_grad():
         np.testing.assert_array_equal(model(lr).numpy(), model.decode(model.encode(lr), lr).numpy())
@@ -116,13 +120,14 @@ def test_udean_inference_is_encoder_then_sr_decoder_and_round_trips(tmp_path):
 
 def test_downsampling_head_reads_the_hr_samples_the_corner_grid_keeps():
     """A delta head kernel must return HR at i·s: E_D's output shares the real LR's grid."""
-    ed = DownsamplingFeatureExtractor(scale=2, n_feats=1, n_layers=1, convention="corner")
+    ed = ConvEncoder(n_feats=1, n_layers=1, scale=2, convention="corner")
     head = ed.body[0]
+    assert head.kernel_size == (3, 3, 3) and head.stride == (2, 2, 2)  # 2s − 1 taps centred on i·s
     with torch.no_grad():
         head.weight.zero_()
         head.weight[0, 0, 1, 1, 1] = 1.0  # centre of the 3-tap (2s−1) kernel
         head.bias.zero_()
-        hr = torch.rand(1, 1, 8, 6, 4)
+        hr = torch.rand(1, 1, 8, 6, 4)  # non-negative: the LeakyReLU after the head passes it unchanged
         np.testing.assert_array_equal(ed(hr).numpy(), hr[:, :, ::2, ::2, ::2].numpy())
     # and k-space truncation indeed keeps HR at i·s for a band-limited signal (the corner convention)
     x = np.cos(2 * np.pi * np.arange(16) / 16)[:, None, None] * np.ones((16, 8, 8))
@@ -131,20 +136,53 @@ def test_downsampling_head_reads_the_hr_samples_the_corner_grid_keeps():
         ed(torch.rand(1, 1, 7, 6, 4))
 
 
-def test_untrained_system_is_decimation_and_tricubic():
-    """Zero-initialised output convs: generated LR = the HR samples the corner grid keeps, and the
-    SR paths = tricubic upsampling of their LR input (the anchors UDEAN learns residuals from)."""
+def test_encoders_are_six_conv_leaky_relu_layers_and_decoders_ts_rcan():
+    system = UdeanSystem(build_model("udean", scale=2, dims=3, grid_convention="corner", n_feats=4, n_groups=5,
+                                     n_blocks=5, reduction=2), grid_convention="corner", deg_layers=6,
+                         lr_dec_groups=5, lr_dec_blocks=5, reduction=2, disc_feats=4, disc_stages=2)
+    for enc in (system.sr.encoder, system.degrader):
+        kinds = [type(m).__name__ for m in enc.body]
+        assert kinds == ["Conv3d", "LeakyReLU"] * 6
+    for dec in (system.sr.decoder, system.lr_decoder):
+        assert len(dec.groups) == 5 and all(len(g.body) == 5 + 1 for g in dec.groups)  # 5 RCABs + conv each
+    assert system.sr.decoder.scale == 2 and system.lr_decoder.scale == 1
+
+
+def test_untrained_system_is_decimation_autoencoding_and_tricubic():
+    """Identity-channel init: generated LR = the HR samples the corner grid keeps, the LR
+    auto-encoder reproduces X_t, and the SR paths = tricubic upsampling of their LR input."""
     system = tiny_system()
-    hr, lr = torch.rand(2, 1, 8, 8, 8), torch.rand(2, 1, 4, 4, 4)
+    hr, lr = torch.rand(2, 1, 8, 8, 8), torch.rand(2, 1, 4, 4, 4)  # ≥ 0: LeakyReLU passes channel 0 unchanged
     with torch.no_grad():
         out = system(hr, lr)
     decimated = hr[:, :, ::2, ::2, ::2]
-    np.testing.assert_array_equal(out["x_st"].numpy(), decimated.numpy())
-    np.testing.assert_array_equal(out["x_t_hat"].numpy(), lr.numpy())
+    np.testing.assert_allclose(out["x_st"].numpy(), decimated.numpy(), atol=1e-6)
+    np.testing.assert_allclose(out["x_t_hat"].numpy(), lr.numpy(), atol=1e-6)
     grid = Grid("corner", (0, 1, 2), (8, 8, 8), (4, 4, 4))
-    tricubic = cubic_upsample(decimated[0, 0].numpy().astype(np.float64), grid)
+    tricubic = cubic_upsample(out["x_st"][0, 0].numpy().astype(np.float64), grid)
     np.testing.assert_allclose(out["y_sts"][0, 0].numpy(), tricubic, atol=1e-5)
     np.testing.assert_allclose(out["y_s_hat"][0, 0].numpy(), tricubic, atol=1e-5)
+
+
+def test_lr_consistency_is_not_satisfied_by_a_shortcut():
+    """X̂_t is decoded from f_t alone: with D_LR's weights zeroed it is 0 (an identity shortcut
+    from X_t would keep X̂_t = X_t and the consistency loss ~0), and it changes when only f_t does."""
+    system = tiny_system()
+    hr, lr = torch.rand(2, 1, 8, 8, 8), 0.2 + torch.rand(2, 1, 4, 4, 4)
+    with torch.no_grad():
+        for p in system.lr_decoder.parameters():
+            p.zero_()
+        out = system(hr, lr)
+        assert float(out["x_t_hat"].abs().max()) == 0.0
+        loss = float(U.pixel_loss(out["x_t_hat"], lr, 0.5))
+        assert loss > float(lr.abs().mean())  # L1 term alone = mean |X_t| > 0.2
+        fresh = tiny_system()
+        f_t = fresh.sr.encode(lr)
+        np.testing.assert_array_equal(fresh(hr, lr)["x_t_hat"].numpy(), fresh.lr_decoder(f_t).numpy())
+        for p in fresh.sr.encoder.parameters():  # E_LR zeroed: f_t = 0, so X̂_t no longer depends on X_t
+            p.zero_()
+        a, b = fresh(hr, lr)["x_t_hat"], fresh(hr, 2 * lr)["x_t_hat"]
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
 def test_discriminator_scores_thin_and_cubic_patches():
@@ -180,14 +218,64 @@ def test_ssim3d_matches_the_evaluation_ssim_and_handles_thin_patches():
     assert float(U.ssim_loss(t(xs), t(xs))) == pytest.approx(0.0, abs=1e-12)
 
 
-def test_pixel_and_least_squares_losses_by_hand():
-    a, b = torch.rand(2, 1, 12, 12, 12), torch.rand(2, 1, 12, 12, 12)
-    assert float(U.pixel_loss(a, b, 1.0)) == pytest.approx(float((a - b).abs().mean()))
-    assert float(U.pixel_loss(a, b, 0.0)) == pytest.approx(float(U.ssim_loss(a, b)))
+def test_pixel_loss_is_l1_plus_half_ssim_loss_by_hand():
+    """Eq. 3: ℓ = L1 + α·(1 − SSIM), α = 0.5."""
+    a = torch.zeros(1, 1, 4, 4, 4)
+    b = torch.full((1, 1, 4, 4, 4), 0.5)
+    # constant images: SSIM = (2·0·0.5 + c1)/(0 + 0.25 + c1) · (c2 / c2), L1 = 0.5
+    c1 = 0.01**2
+    ssim = c1 / (0.25 + c1)
+    assert float(U.pixel_loss(a, b, 0.5)) == pytest.approx(0.5 + 0.5 * (1 - ssim), rel=1e-6)
+    assert float(U.pixel_loss(a, b, 0.0)) == pytest.approx(0.5)
+    x, y = torch.rand(2, 1, 12, 12, 12), torch.rand(2, 1, 12, 12, 12)
+    assert float(U.pixel_loss(x, y, 0.5)) == pytest.approx(float((x - y).abs().mean() + 0.5 * U.ssim_loss(x, y)),
+                                                           rel=1e-6)
+
+
+def test_adversarial_losses_by_hand():
+    """Eqs. 4/6 (LSGAN critic and generator) and eq. 7 (|D − 0.5|)."""
     real, fake = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
     assert float(U.lsgan_d(real, fake)) == pytest.approx(0.5 * 0.5 + 0.5 * 0.5)
     assert float(U.lsgan_g(fake)) == pytest.approx(0.25)
     assert float(U.lsgan_d(torch.ones(3), torch.zeros(3))) == 0.0
+    assert float(U.confusion(torch.tensor([0.5, 0.5]))) == 0.0
+    assert float(U.confusion(torch.tensor([1.0, 0.0, 0.25]))) == pytest.approx((0.5 + 0.5 + 0.25) / 3)
+
+
+class ConstantCritic(torch.nn.Module):
+    """A critic returning a fixed score per sample, for hand-computed adversarial terms."""
+
+    def __init__(self, value: float) -> None:
+        super().__init__()
+        self.value = value
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.full((len(x),), self.value)
+
+
+def test_generator_terms_by_hand_on_tiny_tensors():
+    """Each term of eqs. 4–10 against its hand value, on outputs whose differences are constants."""
+    system = tiny_system()
+    system.d_lr, system.d_feat = ConstantCritic(0.2), ConstantCritic(0.9)
+    x_s, x_t = torch.zeros(1, 1, 8, 8, 8), torch.zeros(1, 1, 4, 4, 4)
+    c1 = 0.01**2
+    ssim_at = lambda d: c1 / (d * d + c1)  # noqa: E731  SSIM of 0 against the constant d
+    out = {"y_sts": torch.full_like(x_s, 0.1), "y_s_hat": torch.full_like(x_s, 0.3), "x_t_hat": torch.full_like(x_t, 0.2),
+           "f_s": torch.zeros(1, 4, 4, 4, 4), "f_sts": torch.full((1, 4, 4, 4, 4), 0.4), "f_t": torch.ones(1, 4, 4, 4, 4),
+           "x_st": torch.zeros_like(x_t)}
+    t = U.generator_terms(system, out, x_s, x_t, alpha=0.5, beta=0.01)
+    assert float(t["image_cycle"]) == pytest.approx(0.1 + 0.5 * (1 - ssim_at(0.1)), rel=1e-5)
+    assert float(t["hr_consistency"]) == pytest.approx(0.3 + 0.5 * (1 - ssim_at(0.3)), rel=1e-5)
+    assert float(t["lr_consistency"]) == pytest.approx(0.2 + 0.5 * (1 - ssim_at(0.2)), rel=1e-5)
+    assert float(t["feature_cycle"]) == pytest.approx(0.4)
+    assert float(t["degradation_adaptation"]) == pytest.approx(0.01 * 0.5 * (0.2 - 1) ** 2)  # β·L_G, eq. 4
+    assert float(t["feature_adaptation"]) == pytest.approx(0.01 * (0.4 + 0.4))  # β·(|0.9−.5| for f_s and f_t)
+    lam = dict(U.DEFAULT_LAMBDAS)
+    total = float(U.weighted_sum(t, lam))
+    assert total == pytest.approx(sum(lam[k] * float(t[k]) for k in U.TERMS))
+    d = U.discriminator_terms(system, out, x_t)
+    assert float(d["d_lr"]) == pytest.approx(0.5 * (0.2 - 1) ** 2 + 0.5 * 0.2**2)
+    assert float(d["d_feat"]) == pytest.approx(0.5 * (0.9 - 1) ** 2 + 0.5 * 0.9**2)
 
 
 def make_task(stores, cfg: dict, seed: int = 0) -> U.UdeanTask:

@@ -7,22 +7,24 @@ task's validation on the paired val store and changes only what differs: two unp
 streams, two optimisers ("g", "d") with alternating updates, and the card. Every loss term
 (and both critics' losses) is a log.csv column.
 
-Losses — our reading of eqs. 1–10 (the paper leaves the weighting of its pixel loss and
-where α and β enter implicit; this is the reading implemented and the one the weights fit):
+Losses — eqs. 1–10 as implemented (issue 12; paths in mrisr.models.udean). Where the paper
+(or its unpublished code) does not settle a detail, docs/fidelity.md marks the row READING.
     (1) L1(a, b) = mean |a − b|
     (2) L_SSIM(a, b) = 1 − SSIM3D(a, b)   (Gaussian window σ = 1.5, 11 taps, truncated to the
         axis length on short axes — a 3-voxel-thick LR patch gets a 3-tap window there)
-    (3) ℓ(a, b) = α·L1 + (1 − α)·L_SSIM, α = 0.5   — the pixel loss of every image term
-    (4) least squares GAN: L_D = ½E[(D(real) − 1)²] + ½E[D(fake)²], L_G = ½E[(D(fake) − 1)²]
+    (3) ℓ(a, b) = L1(a, b) + α·L_SSIM(a, b), α = 0.5   — the pixel loss of every image term
+    (4) LR-domain adversarial (LSGAN), D_LR: X_t real, X_{s~t} fake:
+        L_D = ½E[(D(X_t) − 1)²] + ½E[D(X_{s~t})²];   generator L_G = ½E[(D(X_{s~t}) − 1)²]
     (5) image cycle          L_icyc = ℓ(Y_{s~t~s}, X_s)                      λ1 = 1
-    (6) feature cycle        L_fcyc = L1(f_{s~t~s}, f_s)                     λ2 = 0.1
-    (7) HR consistency       L_hr   = ℓ(Ŷ_s, X_s)                            λ3 = 1
-    (8) LR consistency       L_lr   = ℓ(X̂_t, X_t)                            λ4 = 1
-    (9) degradation adapt.   L_da   = β·L_G(D_LR(X_{s~t}))                   λ5 = 0.1
-   (10) feature adaptation   L_fa   = β·L_G(D_F(f_s))                        λ6 = 0.1
-    generator objective Σ λ_i·L_i; β = 0.01 scales the adversarial terms (net weight 1e-3,
-    SRGAN's) so that they refine rather than drive the cycle/consistency reconstruction (the
-    paths, with their residual anchors, are in mrisr.models.udean).
+        feature cycle        L_fcyc = L1(f_{s~t~s}, f_s)                     λ2 = 0.1
+    (6) feature critic D_F (LSGAN): f_t real, f_s fake, L_DF = ½E[(D_F(f_t) − 1)²] + ½E[D_F(f_s)²]
+    (7) feature adaptation (encoders): both encoders drive D_F to its point of confusion,
+        L_fa = E|D_F(f_s) − 0.5| + E|D_F(f_t) − 0.5|
+    (8) HR consistency       L_hr   = ℓ(Ŷ_s, X_s)                            λ3 = 1
+    (9) LR consistency       L_lr   = ℓ(X̂_t, X_t)   (X̂_t = D_LR(f_t): no shortcut from X_t)  λ4 = 1
+   (10) generator objective  λ1·L_icyc + λ2·L_fcyc + λ3·L_hr + λ4·L_lr + β·(λ5·L_G + λ6·L_fa),
+        β = 0.01, λ5 = λ6 = 0.1: β weights only the adversarial terms (eqs. 4, 7); the log's
+        degradation_adaptation / feature_adaptation columns hold β·L_G and β·L_fa.
 Discriminators (D_LR: X_t real vs X_{s~t} fake; D_F: f_t real vs f_s fake) take one L_D step on
 the detached outputs of the same forward after every generator step (CycleGAN's alternation).
 Adam(β = (0.9, 0.99), ε = 1e-8) for both; cosine learning rate from `train.lr` (paper 1e-4) to
@@ -121,13 +123,13 @@ def ssim_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def pixel_loss(x: torch.Tensor, y: torch.Tensor, alpha: float) -> torch.Tensor:
-    """Eq. 3: α·L1 + (1 − α)·L_SSIM (in float32 whatever the forward's autocast dtype)."""
+    """Eq. 3: L1 + α·L_SSIM (in float32 whatever the forward's autocast dtype)."""
     x, y = x.float(), y.float()
-    return alpha * torch.nn.functional.l1_loss(x, y) + (1.0 - alpha) * ssim_loss(x, y)
+    return torch.nn.functional.l1_loss(x, y) + alpha * ssim_loss(x, y)
 
 
 def lsgan_d(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """Eq. 4, discriminator side: ½E[(D(real) − 1)²] + ½E[D(fake)²]."""
+    """Eqs. 4 and 6, critic side: ½E[(D(real) − 1)²] + ½E[D(fake)²]."""
     return 0.5 * ((real - 1.0) ** 2).mean() + 0.5 * (fake**2).mean()
 
 
@@ -136,16 +138,21 @@ def lsgan_g(fake: torch.Tensor) -> torch.Tensor:
     return 0.5 * ((fake - 1.0) ** 2).mean()
 
 
+def confusion(scores: torch.Tensor) -> torch.Tensor:
+    """Eq. 7 for one feature batch: E|D_F(f) − 0.5| — zero where the critic cannot tell."""
+    return (scores - 0.5).abs().mean()
+
+
 def generator_terms(system: UdeanSystem, out: dict[str, torch.Tensor], x_s: torch.Tensor, x_t: torch.Tensor,
                     alpha: float, beta: float) -> dict[str, torch.Tensor]:
-    """Eqs. 5–10, unweighted by λ (β is part of the adversarial terms' definition)."""
+    """Eqs. 4, 5, 7, 8, 9, unweighted by λ; β (eq. 10) is applied here to the two adversarial terms."""
     return {
         "image_cycle": pixel_loss(out["y_sts"], x_s, alpha),
         "feature_cycle": torch.nn.functional.l1_loss(out["f_sts"].float(), out["f_s"].float()),
         "hr_consistency": pixel_loss(out["y_s_hat"], x_s, alpha),
         "lr_consistency": pixel_loss(out["x_t_hat"], x_t, alpha),
         "degradation_adaptation": beta * lsgan_g(system.d_lr(out["x_st"]).float()),
-        "feature_adaptation": beta * lsgan_g(system.d_feat(out["f_s"]).float()),
+        "feature_adaptation": beta * sum(confusion(s) for s in critic_scores(system.d_feat, out["f_t"], out["f_s"])),
     }
 
 
@@ -177,7 +184,8 @@ class UdeanConfig:
     beta: float = 0.01
     lambdas: dict = field(default_factory=lambda: dict(DEFAULT_LAMBDAS))
     deg_layers: int = 6
-    lr_dec_layers: int = 2
+    lr_dec_groups: int = 2
+    lr_dec_blocks: int = 2
     disc_feats: int = 16
     disc_stages: int = 3
     lr_min: float = 1e-8
@@ -208,7 +216,7 @@ class UdeanConfig:
             raise ValueError(f"udean.alpha must lie in [0, 1], got {self.alpha}")
         if self.beta < 0 or any(v < 0 for v in self.lambdas.values()):
             raise ValueError("udean.beta and udean.lambdas must be >= 0")
-        for name in ("deg_layers", "lr_dec_layers", "disc_feats", "disc_stages"):
+        for name in ("deg_layers", "lr_dec_groups", "lr_dec_blocks", "disc_feats", "disc_stages"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"udean.{name} must be >= 1, got {getattr(self, name)}")
         if self.lr_min < 0 or len(self.adam_betas) != 2:
@@ -294,7 +302,8 @@ class UdeanTask(SupervisedTask):
         torch.manual_seed(self.seed)  # model init
         sr = build_model(self.arch, **self.geometry, **self.args)
         self.system = UdeanSystem(sr, grid_convention=self.geometry["grid_convention"], deg_layers=u.deg_layers,
-                                  lr_dec_layers=u.lr_dec_layers, disc_feats=u.disc_feats,
+                                  lr_dec_groups=u.lr_dec_groups, lr_dec_blocks=u.lr_dec_blocks,
+                                  reduction=int(self.args.get("reduction", 4)), disc_feats=u.disc_feats,
                                   disc_stages=u.disc_stages).to(self.device)
         if self.fmt is not None:
             self.system = self.system.to(memory_format=self.fmt)
@@ -378,9 +387,11 @@ class UdeanTask(SupervisedTask):
         return ["", "## UDEAN", "",
                 "Trained without HR/LR pairs: source HR and target LR patches are drawn independently; the val "
                 "store (paired) only selects the best weights. Inference = LR encoder + SR decoder.", "",
-                f"- pixel loss α·L1 + (1−α)·(1−SSIM3D), α = {u.alpha:g}; adversarial (LSGAN) weight β = {u.beta:g}",
+                f"- pixel loss L1 + α·(1−SSIM3D), α = {u.alpha:g}; adversarial weight β = {u.beta:g} (LSGAN on LR "
+                f"images, |D_F − 0.5| on features)",
                 f"- λ: {lam}",
-                f"- training-only networks: E_D {u.deg_layers} convs, LR decoder {u.lr_dec_layers} convs, "
+                f"- training-only networks: E_D {u.deg_layers} × (conv + LeakyReLU), LR decoder TS-RCAN "
+                f"{u.lr_dec_groups} groups × {u.lr_dec_blocks} blocks, "
                 f"VGG critics {u.disc_stages} stages from {u.disc_feats} feats; "
                 f"{count_parameters(self.system):,} trainable parameters in all",
                 f"- udean settings: `{json.dumps(u.to_dict(), sort_keys=True)}`"]
