@@ -7,6 +7,8 @@ saves ckpt/last.pt and exits with status 143 (128 + SIGTERM).
 
 from __future__ import annotations
 
+import atexit
+import multiprocessing
 import signal
 import threading
 from types import FrameType
@@ -52,3 +54,19 @@ def ignore_stop_signals_in_worker(worker_id: int) -> None:
     """
     for sig in STOP_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
+
+
+def _kill_daemonic_children() -> None:
+    """At interpreter exit, SIGKILL the daemonic multiprocessing children still alive.
+
+    multiprocessing's own exit handler SIGTERMs daemonic children and then joins them; DataLoader
+    workers of ours ignore SIGTERM (above), so a process exiting while a loader with persistent
+    workers is still referenced would wait for them forever. Registered after multiprocessing's
+    handler, so it runs first (atexit is last-in, first-out)."""
+    for child in multiprocessing.active_children():
+        if child.daemon:
+            child.kill()
+            child.join(timeout=5)
+
+
+atexit.register(_kill_daemonic_children)
