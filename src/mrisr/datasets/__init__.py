@@ -6,7 +6,7 @@ generators or the other readers' libraries (SimpleITK, h5py, scikit-image).
 
 from __future__ import annotations
 
-import importlib
+from mrisr.lazy import lazy_exports
 
 _EXPORTS = {
     "Reader": "base",
@@ -17,10 +17,4 @@ _EXPORTS = {
     "write_synth": "synth",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'mrisr.datasets' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"mrisr.datasets.{_EXPORTS[name]}"), name)
+__getattr__, __all__ = lazy_exports("mrisr.datasets", _EXPORTS)

@@ -6,7 +6,7 @@ Names are imported lazily: `mrisr degrade` must not pay for SimpleITK (motion on
 
 from __future__ import annotations
 
-import importlib
+from mrisr.lazy import lazy_exports
 
 _EXPORTS = {
     "MODES": "pipeline",
@@ -23,10 +23,4 @@ _EXPORTS = {
     "motion_file": "motion",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'mrisr.degrade' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"mrisr.degrade.{_EXPORTS[name]}"), name)
+__getattr__, __all__ = lazy_exports("mrisr.degrade", _EXPORTS)

@@ -6,7 +6,7 @@ pandas or matplotlib until a function that needs them is used).
 
 from __future__ import annotations
 
-import importlib
+from mrisr.lazy import lazy_exports
 
 _EXPORTS = {
     "psnr": "metrics",
@@ -22,10 +22,4 @@ _EXPORTS = {
     "metric_plot": "figures",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'mrisr.evaluate' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"mrisr.evaluate.{_EXPORTS[name]}"), name)
+__getattr__, __all__ = lazy_exports("mrisr.evaluate", _EXPORTS)
