@@ -16,6 +16,10 @@ from snakemake.utils import validate
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 from mrisr.kinds import DEGRADATIONS, GROUP_STORES, STORES, WINDOWS  # noqa: E402
 from mrisr.kinds import degradation_name as _degradation_folder  # noqa: E402
+from mrisr.scheduler_timers import limit_reevaluation_timers  # noqa: E402
+
+# Snakemake's scheduler otherwise grows one 1 s wake-up chain per finished job (see the module).
+limit_reevaluation_timers()
 
 with open(workflow.source_path("../schemas/config.schema.yaml")) as _f:
     _SCHEMA = yaml.safe_load(_f)
