@@ -20,10 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from mrisr.datasets import phantom as ph
-from mrisr.datasets.synth_params import choice, int_tuple, merge_params, non_negative, positive_floats
+from mrisr.datasets.synth_params import ANATOMIES, choice, int_tuple, merge_params, non_negative, positive_floats
 from mrisr.io import write_nifti
 
-DEFAULTS = {"size": [128, 128], "slices": 8, "spacing": [1.0, 1.0, 4.0], "flavour": "brain", "noise": 0.02}
+DEFAULTS = {"size": [128, 128], "slices": 8, "spacing": [1.0, 1.0, 4.0], "flavour": "brain", "noise": 0.02,
+            "anatomy": "phantom"}
 FLAVOURS = ("brain", "knee")
 GAIN = 1000.0
 
@@ -76,7 +77,16 @@ def resolve_params(params: dict | None) -> dict:
         "spacing": list(positive_floats("spacing", p["spacing"], 3)),
         "flavour": choice("flavour", p["flavour"], FLAVOURS),
         "noise": non_negative("noise", p["noise"]),
+        "anatomy": anatomy_param(p["anatomy"], p["flavour"]),
     }
+
+
+def anatomy_param(value, flavour: str) -> str:
+    """`anatomy`: "phantom" (the drawn anatomy above) or "mni152" (real brain anatomy, brain only)."""
+    value = choice("anatomy", value, ANATOMIES)
+    if value != "phantom" and flavour != "brain":
+        raise ValueError(f"synth param 'anatomy': {value!r} is a brain; the {flavour} flavour has only 'phantom'")
+    return value
 
 
 def brain_layers(rng: np.random.Generator, coords: ph.Coords, shape, spacing, length, width) -> list:
@@ -196,6 +206,8 @@ def generate_multicontrast(rng: np.random.Generator, params: dict | None = None)
     nx, ny = p["size"]
     shape = (nx, ny, p["slices"])
     spacing = p["spacing"]
+    if p["anatomy"] == "mni152":
+        return generate_from_anatomy(rng, shape, spacing, p["noise"])
     length = 0.5 * min(nx * spacing[0], ny * spacing[1])
     coords = ph.normalised_coords(shape, spacing, length)
     width = 0.35 * min(spacing[0], spacing[1]) / length
@@ -223,6 +235,15 @@ def generate_multicontrast(rng: np.random.Generator, params: dict | None = None)
         noisy = ph.rician(rng, clean * texture * bias, p["noise"] * ref)
         images[contrast] = (noisy * GAIN).astype(np.float32)
     return MultiContrastSubject(images, ph.centred_affine(shape, spacing), fractions, flavour)
+
+
+def generate_from_anatomy(rng: np.random.Generator, shape, spacing, noise: float) -> MultiContrastSubject:
+    """A slab of real brain anatomy (MNI152 labels, see anatomy.py) imaged as T1w and T2w."""
+    from mrisr.datasets import anatomy
+
+    anat = anatomy.sample_anatomy(rng, shape, spacing, slab=True, lesions=True)
+    images = anatomy.render(rng, anat, CONTRASTS["brain"], spacing, noise, slab=True)
+    return MultiContrastSubject(images, ph.centred_affine(shape, spacing), anat.fractions, "brain")
 
 
 def write_multicontrast_subject(out_dir: Path, subject: str, s: MultiContrastSubject) -> None:
