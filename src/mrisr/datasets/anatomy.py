@@ -65,9 +65,9 @@ PLANES = {
     "sagittal": np.array([[0.0, 0, 1], [1, 0, 0], [0, 1, 0]]),  # x->A, y->S, normal->R
 }
 # Half extents (mm) of the intracranial volume about the brain's centre of mass, per output
-# axis of each plane, and the span of slab centres along the normal.
+# in-plane axis of each plane, and the span of slab centres along its normal (S, −A, R).
 HALF = {"axial": (70.0, 85.0), "coronal": (70.0, 55.0), "sagittal": (85.0, 55.0)}
-NORMAL_SPAN = {"axial": (-40.0, 55.0), "coronal": (-60.0, 45.0), "sagittal": (-55.0, 55.0)}
+NORMAL_SPAN = {"axial": (-40.0, 55.0), "coronal": (-45.0, 60.0), "sagittal": (-55.0, 55.0)}
 VOLUME_HALF = (70.0, 85.0, 55.0)
 GAIN = 1000.0
 
