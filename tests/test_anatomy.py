@@ -76,7 +76,7 @@ def test_whole_head_fractions_partial_volume_and_shells() -> None:
     # real cortex: grey matter is a large share of the brain, and the edges are one voxel wide
     assert 0.3 < f["gm"].sum() / brain.sum() < 0.75
     mixed = ((f["wm"] > 0.05) & (f["wm"] < 0.95)).sum() / (f["wm"] > 0.05).sum()
-    assert 0.05 < mixed < 0.6, mixed
+    assert 0.12 < mixed < 0.35, mixed  # measured 0.22–0.26; ramps 4× sharper give 0.06–0.08, 2× wider 0.40–0.45
     # the head: background at the corners of the field of view, skull around the brain
     assert f["background"][0, 0].min() > 0.99 and f["background"][-1, -1].min() > 0.99
 
