@@ -152,8 +152,15 @@ def _grid_field(rng: np.random.Generator, shape: Sequence[int], spacing: Sequenc
         ctrl = np.linspace(-half - ctrl_mm / 2, half + ctrl_mm / 2, m)
         out = np.linspace(-half, half, n)
         weights.append(CubicSpline(ctrl, np.eye(m), axis=0)(out).astype(np.float32))
-    grid = rng.normal(0.0, sigma, size=tuple(w.shape[1] for w in weights)).astype(np.float32)
-    return np.einsum("abc,ia,jb,kc->ijk", grid, *weights, optimize=True)
+    field = rng.normal(0.0, sigma, size=tuple(w.shape[1] for w in weights)).astype(np.float32)
+    # one axis at a time, as elementwise multiply-adds (no BLAS: the same bits on any thread count)
+    for axis, w in enumerate(weights):
+        moved = np.moveaxis(field, axis, 0)
+        out = np.zeros((w.shape[0],) + moved.shape[1:], np.float32)
+        for c in range(w.shape[1]):
+            out += w[:, c].reshape((-1,) + (1,) * (moved.ndim - 1)) * moved[c]
+        field = np.moveaxis(out, 0, axis)
+    return np.ascontiguousarray(field)
 
 
 def _rotation(angles_deg: Sequence[float]) -> np.ndarray:
