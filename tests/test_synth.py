@@ -12,6 +12,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from mrisr.datasets import phantom as ph
 from mrisr.datasets import write_synth
@@ -101,6 +102,31 @@ def test_knee_fat_suppression_and_fluid() -> None:
     assert pdfs[fat].mean() < 0.2 * pd[fat].mean()  # fat suppressed
     assert pdfs[pure(f, "muscle")].mean() == pytest.approx(pd[pure(f, "muscle")].mean(), rel=1e-3)  # rest untouched
     assert set(s.images) == {"pd", "pdfs"}
+
+
+def test_knee_microstructure_is_opt_in_and_keeps_fractions() -> None:
+    """`microstructure: true`: trabeculae darken part of the marrow, fatty streaks brighten part of the
+    muscle; fractions still sum to one; off (the default) the knee is the phantom recorded before the
+    param existed (main at 2246137)."""
+    import hashlib
+
+    plain = generate_multicontrast(np.random.default_rng([5, 2, 0]), {"size": [36, 36], "slices": 2, "flavour": "knee"})
+    assert {k: hashlib.sha256(v.tobytes()).hexdigest() for k, v in plain.images.items()} == {
+        "pd": "8c021dfdf38c7ebde2c2bfc7890391ca0cf3951d358375b83a5d278bb2383989",
+        "pdfs": "2e4e94a8f4ae733ca570cdf767d140efb54d28dc4144f3959649f10eddac3886"}
+    params = {**MC, "size": [96, 96], "flavour": "knee", "noise": 0.0, "spacing": [0.5, 0.5, 3.0]}
+    a = generate_multicontrast(np.random.default_rng([3, 2, 2]), params)
+    b = generate_multicontrast(np.random.default_rng([3, 2, 2]), {**params, "microstructure": True})
+    np.testing.assert_allclose(sum(b.fractions.values()), 1.0, atol=1e-5)
+    inside = a.fractions["marrow"] > 0.99
+    assert b.fractions["bone"][inside].mean() > a.fractions["bone"][inside].mean() + 0.02
+    core = ndimage.binary_erosion(inside, np.ones((7, 7, 1)))  # away from the cortex edge
+    fine = lambda s: (s.images["pd"] - ndimage.gaussian_filter(s.images["pd"], (2, 2, 0)))[core].std()  # noqa: E731
+    assert fine(b) > 1.5 * fine(a)  # the trabecular maze is fine-scale texture
+    muscle = a.fractions["muscle"] > 0.99
+    assert 0.01 < b.fractions["fat"][muscle].mean() < 0.3
+    with pytest.raises(ValueError, match="microstructure"):
+        generate_multicontrast(np.random.default_rng(0), {**MC, "microstructure": True})  # brain
 
 
 def test_contrasts_share_edges_with_each_other_not_with_another_subject() -> None:

@@ -476,7 +476,7 @@ COMMON_HELP = {
 COMMAND_HELP = {
     ("synth", "--out"): "raw-data folder to write (the real source's layout, manifest.json last)",
     ("synth", "--n-subjects"): "number of subjects to generate",
-    ("synth", "--params"): "generator parameters as JSON (size, slices, frames, flavour, ...)",
+    ("synth", "--params"): "generator parameters as JSON (size, slices, frames, flavour, anatomy, ...)",
     ("inventory", "--exclude"): "subject IDs to leave out",
     ("inventory", "--out"): "inventory.json to write ({reader, raw, subjects})",
     ("prepare", "--out-dir"): "results/{dataset}/prepared/{subject}: one NIfTI + JSON sidecar per series",

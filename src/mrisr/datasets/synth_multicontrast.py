@@ -20,10 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from mrisr.datasets import phantom as ph
-from mrisr.datasets.synth_params import choice, int_tuple, merge_params, non_negative, positive_floats
+from mrisr.datasets.synth_params import ANATOMIES, choice, int_tuple, merge_params, non_negative, positive_floats
 from mrisr.io import write_nifti
 
-DEFAULTS = {"size": [128, 128], "slices": 8, "spacing": [1.0, 1.0, 4.0], "flavour": "brain", "noise": 0.02}
+DEFAULTS = {"size": [128, 128], "slices": 8, "spacing": [1.0, 1.0, 4.0], "flavour": "brain", "noise": 0.02,
+            "anatomy": "phantom", "microstructure": False}
 FLAVOURS = ("brain", "knee")
 GAIN = 1000.0
 
@@ -76,7 +77,26 @@ def resolve_params(params: dict | None) -> dict:
         "spacing": list(positive_floats("spacing", p["spacing"], 3)),
         "flavour": choice("flavour", p["flavour"], FLAVOURS),
         "noise": non_negative("noise", p["noise"]),
+        "anatomy": anatomy_param(p["anatomy"], p["flavour"]),
+        "microstructure": microstructure_param(p["microstructure"], p["flavour"]),
     }
+
+
+def microstructure_param(value, flavour: str) -> bool:
+    """`microstructure`: knee only; trabecular bone in the marrow and fatty streaks in the muscle."""
+    if not isinstance(value, bool):
+        raise ValueError(f"synth param 'microstructure' must be true or false, got {value!r}")
+    if value and flavour != "knee":
+        raise ValueError(f"synth param 'microstructure' is for the knee flavour, not {flavour!r}")
+    return value
+
+
+def anatomy_param(value, flavour: str) -> str:
+    """`anatomy`: "phantom" (the drawn anatomy above) or "mni152" (real brain anatomy, brain only)."""
+    value = choice("anatomy", value, ANATOMIES)
+    if value != "phantom" and flavour != "brain":
+        raise ValueError(f"synth param 'anatomy': {value!r} is a brain; the {flavour} flavour has only 'phantom'")
+    return value
 
 
 def brain_layers(rng: np.random.Generator, coords: ph.Coords, shape, spacing, length, width) -> list:
@@ -180,6 +200,24 @@ def knee_layers(rng: np.random.Generator, coords: ph.Coords, width: float) -> li
     ]
 
 
+def knee_microstructure(rng: np.random.Generator, fractions: dict, shape, spacing) -> None:
+    """Texture with an anatomical origin, in place, fractions still summing to one: a maze of
+    thin trabeculae (bone) through the marrow (~2 mm lattice, the zero-crossings of a band-pass
+    field) and fatty streaks along the muscle fibres (an elongated field, fibres running
+    superior–inferior, thresholded)."""
+    px = [max(0.7, 0.8 / s) for s in spacing[:2]]
+    lattice = ph.bandpass_field(rng, shape, (px[0], px[1], 0.3))
+    trabeculae = np.float32(rng.uniform(0.15, 0.3)) * np.exp(-((lattice / 0.3) ** 2)).astype(np.float32)
+    moved = fractions["marrow"] * trabeculae
+    fractions["marrow"] -= moved
+    fractions["bone"] += moved
+    fibres = ph.smooth_field(rng, shape, (max(0.5, 0.6 / spacing[0]), max(3.0, 8.0 / spacing[1]), 0.3))
+    streaks = np.clip((fibres - rng.uniform(1.0, 1.6)) / 0.6, 0.0, 1.0).astype(np.float32)
+    moved = fractions["muscle"] * np.float32(0.7) * streaks
+    fractions["muscle"] -= moved
+    fractions["fat"] += moved
+
+
 def tissue_signal(tissues: dict, contrast: str) -> dict[str, float]:
     """Spin-echo signal of each tissue under one protocol."""
     tr, te, fat_sat = PROTOCOLS[contrast]
@@ -196,6 +234,8 @@ def generate_multicontrast(rng: np.random.Generator, params: dict | None = None)
     nx, ny = p["size"]
     shape = (nx, ny, p["slices"])
     spacing = p["spacing"]
+    if p["anatomy"] == "mni152":
+        return generate_from_anatomy(rng, shape, spacing, p["noise"])
     length = 0.5 * min(nx * spacing[0], ny * spacing[1])
     coords = ph.normalised_coords(shape, spacing, length)
     width = 0.35 * min(spacing[0], spacing[1]) / length
@@ -210,6 +250,8 @@ def generate_multicontrast(rng: np.random.Generator, params: dict | None = None)
     else:
         layers = knee_layers(rng, coords, width)
     fractions = {k: np.broadcast_to(f, shape).astype(np.float32) for k, f in ph.composite(layers).items()}
+    if p["microstructure"]:
+        knee_microstructure(rng, fractions, shape, spacing)
     # Texture modulates proton density, so it is the same anatomy in every contrast;
     # the receive-coil bias is shared too (one session, one coil). Noise is per scan.
     texture = (1.0 + 0.05 * ph.smooth_field(rng, shape, (1.0, 1.0, 0.3))
@@ -223,6 +265,15 @@ def generate_multicontrast(rng: np.random.Generator, params: dict | None = None)
         noisy = ph.rician(rng, clean * texture * bias, p["noise"] * ref)
         images[contrast] = (noisy * GAIN).astype(np.float32)
     return MultiContrastSubject(images, ph.centred_affine(shape, spacing), fractions, flavour)
+
+
+def generate_from_anatomy(rng: np.random.Generator, shape, spacing, noise: float) -> MultiContrastSubject:
+    """A slab of real brain anatomy (MNI152 labels, see anatomy.py) imaged as T1w and T2w."""
+    from mrisr.datasets import anatomy
+
+    anat = anatomy.sample_anatomy(rng, shape, spacing, slab=True, lesions=True)
+    images = anatomy.render(rng, anat, CONTRASTS["brain"], spacing, noise, slab=True)
+    return MultiContrastSubject(images, ph.centred_affine(shape, spacing), anat.fractions, "brain")
 
 
 def write_multicontrast_subject(out_dir: Path, subject: str, s: MultiContrastSubject) -> None:

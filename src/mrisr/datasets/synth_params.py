@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+ANATOMIES = ("phantom", "mni152")  # the brain generators' `anatomy` param; the first is the default
+
 
 def merge_params(kind: str, defaults: dict[str, Any], given: dict[str, Any] | None) -> dict[str, Any]:
     """Defaults overlaid with `given`; an unknown key is a ValueError listing the known ones

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from mrisr.datasets import phantom as ph
-from mrisr.datasets.synth_params import int_tuple, merge_params, non_negative, positive_floats
+from mrisr.datasets.synth_params import ANATOMIES, choice, int_tuple, merge_params, non_negative, positive_floats
 from mrisr.io import write_nifti
 
-DEFAULTS = {"shape": [96, 120, 96], "spacing": [0.7, 0.7, 0.7], "noise": 0.02}
+DEFAULTS = {"shape": [96, 120, 96], "spacing": [0.7, 0.7, 0.7], "noise": 0.02, "anatomy": "phantom"}
 # MPRAGE-like relative T1w intensities.
 INTENSITY = {"skin": 0.45, "fat": 0.95, "skull": 0.06, "csf": 0.12, "gm": 0.55, "deep_gm": 0.70, "wm": 0.88}
 GAIN = 1000.0
@@ -38,6 +38,7 @@ def resolve_params(params: dict | None) -> dict:
         "shape": list(int_tuple("shape", p["shape"], 3, minimum=8)),
         "spacing": list(positive_floats("spacing", p["spacing"], 3)),
         "noise": non_negative("noise", p["noise"]),
+        "anatomy": choice("anatomy", p["anatomy"], ANATOMIES),
     }
 
 
@@ -79,6 +80,8 @@ def generate_volume(rng: np.random.Generator, params: dict | None = None) -> Vol
     """One synthetic T1w head (all randomness from `rng`)."""
     p = resolve_params(params)
     shape, spacing = tuple(p["shape"]), p["spacing"]
+    if p["anatomy"] == "mni152":
+        return generate_volume_from_anatomy(rng, shape, spacing, p["noise"])
     length = 0.5 * min(shape[0] * spacing[0], shape[2] * spacing[2])  # head width sets the scale
     coords = ph.normalised_coords(shape, spacing, length)
     width = 0.35 * min(spacing) / length
@@ -89,6 +92,16 @@ def generate_volume(rng: np.random.Generator, params: dict | None = None) -> Vol
     clean = clean * texture * ph.bias_field(rng, coords, strength=0.2)
     image = ph.rician(rng, clean, p["noise"] * intensity["wm"]) * GAIN
     return VolumeSubject(image.astype(np.float32), ph.centred_affine(shape, spacing), fractions)
+
+
+def generate_volume_from_anatomy(rng: np.random.Generator, shape, spacing, noise: float) -> VolumeSubject:
+    """A T1w block of real brain anatomy (MNI152 labels, see anatomy.py): the whole head when
+    the field of view holds it, else a random block of it."""
+    from mrisr.datasets import anatomy
+
+    anat = anatomy.sample_anatomy(rng, shape, spacing, slab=False)
+    image = anatomy.render(rng, anat, ["t1"], spacing, noise, slab=False)["t1"]
+    return VolumeSubject(image, ph.centred_affine(shape, spacing), anat.fractions)
 
 
 def write_volume_subject(out_dir: Path, subject: str, s: VolumeSubject) -> None:
