@@ -313,6 +313,9 @@ def _check_dataset(name: str, d: dict, config: dict, archs: Mapping[str, ArchSpe
 
 
 DIMS_OF_KIND = {"cine": 2, "multicontrast": 2, "slices": 2, "volume": 3}
+# what a dataset kind gives a model at evaluation besides the LR image (models' `inputs`)
+INPUTS_OF_KIND = {"cine": {"lr", "phase"}, "multicontrast": {"lr", "ref"}, "slices": {"lr"}, "volume": {"lr"}}
+INPUT_NAMES = {"ref": "an HR reference contrast (kind multicontrast)", "phase": "cardiac phases (kind cine)"}
 DEGRADATION_DEFAULTS = {"mode": "truncate", "window": "none", "axes": DEFAULT_AXES}
 
 
@@ -327,6 +330,10 @@ def _check_external(name: str, d: dict, config: dict, archs: Mapping[str, ArchSp
     if d.get("overrides"):
         raise ConfigError(f"datasets.{name}.overrides", f"an external test set evaluates the models trained on "
                                                          f"{src!r} (train_from) as they are: set overrides there")
+    if DIMS_OF_KIND.get(d.get("kind")) != DIMS_OF_KIND.get(datasets[src].get("kind")):
+        raise ConfigError(f"datasets.{name}.kind", f"{d.get('kind')!r} is {DIMS_OF_KIND.get(d.get('kind'))}D, the "
+                                                   f"models of {src!r} (kind {datasets[src].get('kind')!r}) are "
+                                                   f"{DIMS_OF_KIND.get(datasets[src].get('kind'))}D")
     mine, theirs = d.get("degradation") or {}, datasets[src].get("degradation") or {}
     for key, default in DEGRADATION_DEFAULTS.items():
         a, b = mine.get(key, default), theirs.get(key, default)
@@ -334,20 +341,16 @@ def _check_external(name: str, d: dict, config: dict, archs: Mapping[str, ArchSp
             raise ConfigError(f"datasets.{name}.degradation.{key}",
                               f"{a!r}, but the models come from {src!r} (train_from), trained with {key} {b!r}: "
                               f"a transfer check degrades the way each model was trained")
-    if DIMS_OF_KIND.get(d.get("kind")) != DIMS_OF_KIND.get(datasets[src].get("kind")):
-        raise ConfigError(f"datasets.{name}.kind", f"{d.get('kind')!r} is {DIMS_OF_KIND.get(d.get('kind'))}D, the "
-                                                   f"models of {src!r} (kind {datasets[src].get('kind')!r}) are "
-                                                   f"{DIMS_OF_KIND.get(datasets[src].get('kind'))}D")
-    if d.get("kind") == "multicontrast":
-        return
+    have = INPUTS_OF_KIND.get(d.get("kind"), {"lr"})
     for i, method, _scales, _key in _method_entries(name, d):
         if method in INTERPOLATIONS or method not in models:
             continue
         arch = _deep_merge(models[method], (datasets[src].get("overrides") or {}).get(method) or {}).get("arch")
-        if arch in archs and "ref" in archs[arch].inputs:
+        lacking = [k for k in (archs[arch].inputs if arch in archs else ()) if k not in have]
+        if lacking:
             raise ConfigError(f"datasets.{name}.methods[{i}]",
-                              f"{method!r} (arch {arch!r}) reads an HR reference contrast, which a {d.get('kind')} "
-                              f"dataset has none of (kind multicontrast with `reference` has)")
+                              f"{method!r} (arch {arch!r}) reads {INPUT_NAMES.get(lacking[0], lacking[0])}, which a "
+                              f"{d.get('kind')} dataset does not have")
 
 
 def _check_split(name: str, d: dict) -> None:
