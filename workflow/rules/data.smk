@@ -46,7 +46,7 @@ rule installed:
     """raw: {installed: [{package, path, sha256}]} -> resources/raw/{dataset}/{subject}/ (+ installed.json,
     last): real scans shipped inside installed Python packages (nibabel, dipy), each checked against its
     sha256 before anything is copied and given a NOTICE.md (provenance, the package's licence).
-    A local rule: it copies files of the environment Snakemake runs in."""
+    A local rule: seconds of copying, no cluster job needed."""
     output:
         "resources/raw/{dataset}/installed.json",
     params:
