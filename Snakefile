@@ -18,6 +18,7 @@ if not workflow.config_settings.configfiles:
 localrules:
     all,
     download,
+    installed,
     inventory,
     split,
     groups,

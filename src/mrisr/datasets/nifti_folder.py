@@ -12,8 +12,12 @@ Options (`reader_options` of reader `nifti`):
             "*T1*.nii.gz", "dicom/t2".
           A pattern that matches a folder reads it as one DICOM series (SimpleITK/GDCM).
 Exactly one match per series and subject: more is ambiguous and fails that subject.
+  volume: (optional, an integer >= 0) read a 4D image as its volume `volume` (3D, 0-based)
+          instead of as a cine: for fMRI or diffusion scans, whose 4th axis is time or
+          diffusion direction, not a cardiac cycle. 3D images are unaffected.
 3D images are series as they are; a 4D image is a cine (X, Y, Z, T) whose ED/ES are
-detected as for DSB (mrisr.datasets.dsb.detect_ed_es) and written to the sidecar.
+detected as for DSB (mrisr.datasets.dsb.detect_ed_es) and written to the sidecar, unless
+`volume` picks one of its volumes.
 """
 
 from __future__ import annotations
@@ -117,7 +121,10 @@ def pattern_regex(pattern: str) -> re.Pattern:
 class NiftiFolderReader:
     """Per-contrast glob patterns over the user's folder (see the module docstring)."""
 
-    def __init__(self, series: dict[str, str] | None = None) -> None:
+    def __init__(self, series: dict[str, str] | None = None, volume: int | None = None) -> None:
+        if volume is not None and (isinstance(volume, bool) or not isinstance(volume, int) or volume < 0):
+            raise ValueError(f"nifti reader: volume must be an integer >= 0 (a 4D image's volume), got {volume!r}")
+        self.volume = volume
         if not series or not isinstance(series, dict):
             raise ValueError("nifti reader needs `series`: {name: glob pattern}, e.g. {t1: '{subject}_T1.nii.gz'}")
         self.series = {check_name(k, "series"): str(v) for k, v in series.items()}
@@ -208,6 +215,12 @@ class NiftiFolderReader:
             path = paths[0]
             data, affine = read_dicom_series(path) if path.is_dir() else read_nifti(path, ndim=(3, 4))
             meta = {"source": str(path), "contrast": name}
+            if data.ndim == 4 and self.volume is not None:
+                if self.volume >= data.shape[3]:
+                    raise InputError(path, f"reader option volume: {self.volume}, but the 4D image has "
+                                           f"{data.shape[3]} volume(s) (0-based)")
+                meta["volume"] = {"index": self.volume, "of": int(data.shape[3])}
+                data = np.ascontiguousarray(data[..., self.volume])
             if data.ndim == 4:
                 try:
                     ed, es, curve = detect_ed_es(data)

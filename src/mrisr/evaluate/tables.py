@@ -4,7 +4,9 @@ summary.csv is long form (dataset,task,scale,method,metric,mean,std,n); every
 other table, plot and the report read it back rather than recomputing, so the
 numbers can never disagree between outputs. summary.md / summary.html hold one
 section per experiment family — main comparison (per dataset: methods × scales,
-PSNR and SSIM side by side), ablations, scale sweeps, the UDEAN paper tables —
+PSNR and SSIM side by side), ablations, scale sweeps, external test sets and the
+transfer check on real scans (with each model's PSNR gain over the cubic baseline),
+the UDEAN paper tables —
 with n shown and the std given as n/a for a single test subject.
 """
 
@@ -32,6 +34,9 @@ KEY_COLUMNS = ["dataset", "task", "scale", "method"]
 PAIRED = (("psnr", "ssim"), ("cardiac_psnr", "cardiac_ssim"))
 MAIN, ABLATIONS, SCALE_SWEEPS, UDEAN = ("Main comparison", "Ablations", "Scale sweeps",
                                         "UDEAN paper tables (Tables I and II)")
+EXTERNAL = "Transfer to real scans and external test sets (models trained on another dataset)"
+GAIN_NOTE = ("PSNR of each model minus that of the cubic baseline on the same test subjects (the mean of the "
+             "per-subject gains); > 0: the model beats interpolation on data it was not trained on.")
 NOTE = ("Mean ± sample std over the n test subjects (std n/a when n = 1); best per column in bold "
         "(per scale in the sweeps); ↑ higher / ↓ lower is better. Inference-time hyper-parameter sweeps and "
         "model cost are separate tables (sweeps.*, cost_*.*).")
@@ -116,21 +121,25 @@ class Families:
     """Which summary rows belong to which experiment family (the workflow knows, from the config).
 
     ablations: dataset -> {ablation method: the full method it is a rung of};
-    scale_sweeps: dataset -> the methods evaluated at every scale (interpolation + arbitrary-scale).
+    scale_sweeps: dataset -> the methods evaluated at every scale (interpolation + arbitrary-scale);
+    external: external test set (config `train_from`, e.g. the transfer check on real scans) -> the
+    dataset its models were trained on: all its tables go to their own section, with a PSNR-gain table.
     Everything else is the main comparison. Without families every row is main comparison.
     """
 
     ablations: dict[str, dict[str, str]] = field(default_factory=dict)
     scale_sweeps: dict[str, list[str]] = field(default_factory=dict)
+    external: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, obj: dict | None) -> "Families":
         obj = obj or {}
-        unknown = set(obj) - {"ablations", "scale_sweeps"}
+        unknown = set(obj) - {"ablations", "scale_sweeps", "external"}
         if unknown:
-            raise ValueError(f"families: unknown keys {sorted(unknown)} (expected ablations, scale_sweeps)")
+            raise ValueError(f"families: unknown keys {sorted(unknown)} (expected ablations, scale_sweeps, external)")
         return cls({d: dict(m) for d, m in (obj.get("ablations") or {}).items()},
-                   {d: list(m) for d, m in (obj.get("scale_sweeps") or {}).items()})
+                   {d: list(m) for d, m in (obj.get("scale_sweeps") or {}).items()},
+                   {d: str(src) for d, src in (obj.get("external") or {}).items()})
 
 
 def metric_groups(metrics) -> list[tuple[str, ...]]:
@@ -202,11 +211,43 @@ def _dataset_tables(df: pd.DataFrame, dataset: str, methods: list[str], scales: 
             for g in metric_groups(sub["metric"])]
 
 
+def gain_table(df: pd.DataFrame, title: str) -> Table | None:
+    """Rows = the learned methods of one dataset; columns = n, then the PSNR gain (dB) over the cubic
+    baseline at each scale where both ran (difference of the means over the same subjects); best bold."""
+    psnr = df[df["metric"] == "psnr"]
+    cells = {(r.method, r.scale): (float(r.mean), int(r.n)) for r in psnr.itertuples()}
+    base = {s: cells[(b, s)] for (b, s) in cells if b in BASELINES}
+    methods = [m for m in method_order(psnr["method"]) if m not in BASELINES]
+    scales = sorted({s for (m, s) in cells if m in methods and s in base}, key=float)
+    if not methods or not scales:
+        return None
+    table = Table(title, ["method", "n"] + [f"×{s} ΔPSNR (dB)" for s in scales], note=GAIN_NOTE)
+    for m in methods:
+        hits = [cells.get((m, s)) for s in scales]
+        table.rows.append([m, n_text(h[1] for h in hits if h)]
+                          + ["–" if h is None else f"{h[0] - base[s][0]:+.2f}" for h, s in zip(hits, scales)])
+    for j, s in enumerate(scales):
+        values = [cells[(m, s)][0] - base[s][0] if (m, s) in cells else None for m in methods]
+        table.mark_best(j + 2, values, False, 2)
+    return table
+
+
 def family_tables(df: pd.DataFrame, families: Families) -> dict[str, list[Table]]:
-    """{family title: tables} from summary.csv rows: main comparison, ablations, scale sweeps."""
-    out: dict[str, list[Table]] = {MAIN: [], ABLATIONS: [], SCALE_SWEEPS: []}
+    """{family title: tables} from summary.csv rows: main comparison, ablations, scale sweeps, external
+    test sets (every table of a `train_from` dataset, and its PSNR gains over the cubic baseline)."""
+    out: dict[str, list[Table]] = {MAIN: [], ABLATIONS: [], SCALE_SWEEPS: [], EXTERNAL: []}
     for dataset in dict.fromkeys(df["dataset"]):
         ddf = df[df["dataset"] == dataset]
+        if dataset in families.external:
+            # every scale in one table (a transfer set's few scales), sweep models included
+            src = families.external[dataset]
+            out[EXTERNAL] += _dataset_tables(df, dataset, method_order(ddf["method"]),
+                                             sorted(set(ddf["scale"]), key=float), f", models trained on {src}")
+            gain = gain_table(ddf, f"{dataset} ({ddf['task'].iloc[0]}), models trained on {src}: PSNR gain over "
+                                   f"the cubic baseline")
+            if gain is not None:
+                out[EXTERNAL].append(gain)
+            continue
         ablations = families.ablations.get(dataset, {})
         sweep = families.scale_sweeps.get(dataset, [])
         all_scales = sorted(set(ddf["scale"]), key=float)
@@ -233,8 +274,9 @@ def family_tables(df: pd.DataFrame, families: Families) -> dict[str, list[Table]
 
 def summary_tables(df: pd.DataFrame, families: Families | None = None) -> list[tuple[str, list[Table]]]:
     """[(section title, tables)] in document order; empty sections left out."""
-    sections = list(family_tables(df, families or Families()).items())
-    sections.append((UDEAN, udean_tables(df)))
+    families = families or Families()
+    sections = list(family_tables(df, families).items())
+    sections.append((UDEAN, udean_tables(df[~df["dataset"].isin(list(families.external))])))
     return [(t, tables) for t, tables in sections if tables]
 
 
