@@ -159,29 +159,16 @@ def pair_store(dataset, method, scale, split):
     return f"results/{dataset}/patches/{task_of(dataset)}-x{scale}_{split}.h5"
 
 
-def check_workflow_config():
-    """Cross-key checks the schema cannot express (one line naming the key)."""
-    for name, d in config["datasets"].items():
-        for m, scales in method_entries(name):
-            if not set(map(float, scales)) <= set(map(float, d["scales"])):
-                raise ValueError(f"config: datasets.{name}: method {m!r} asks for scales {scales} "
-                                 f"outside the dataset's scales {d['scales']}")
+def check_model_overrides():
+    """Each model's config after its dataset's overrides, validated at start-up rather than when a
+    job first asks for it (config_check.check_config, above, covers every other cross-key check)."""
+    for name in config["datasets"]:
+        for m, _ in method_entries(name):
             if m not in INTERPOLATIONS:
                 model_config(name, m)
-        src = d.get("train_from")
-        if src and (src not in config["datasets"] or config["datasets"][src].get("train_from")):
-            raise ValueError(f"config: datasets.{name}.train_from: {src!r} is not a dataset that trains models")
-        if src:
-            continue  # an external test set cuts no patches
-        key = "lr_patch" if "lr_patch" in d["patches"] else "hr_patch"
-        if len(d["patches"].get(key, DEFAULT_HR_PATCH)) != len(d["degradation"]["axes"]):
-            raise ValueError(f"config: datasets.{name}.patches.{key} needs one size per degraded axis "
-                             f"{d['degradation']['axes']}")
-        if d["kind"] == "multicontrast" and not d.get("reference"):
-            raise ValueError(f"config: datasets.{name}: kind multicontrast needs `reference`")
 
 
-check_workflow_config()
+check_model_overrides()
 
 
 def get_threads(wildcards):
