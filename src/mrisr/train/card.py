@@ -38,17 +38,6 @@ def budget(cfg: TrainConfig) -> str:
     return f"{cfg.steps} × {cfg.batch_size} (given as {given})"
 
 
-def budget_note(cfg: TrainConfig) -> str | None:
-    """Say plainly when the run is shorter than the paper's schedule."""
-    parts = []
-    if cfg.reference_steps is not None and cfg.steps < cfg.reference_steps:
-        parts.append(f"reduced budget: {cfg.steps} of the reference {cfg.reference_steps} steps "
-                     f"({100 * cfg.steps / cfg.reference_steps:.1f}%); scores are not the paper's")
-    if cfg.budget_note:
-        parts.append(cfg.budget_note)
-    return "; ".join(parts) or None
-
-
 def render_card(task, rows: dict[str, str | None], sections: list[str], best: dict, final_psnr: float | None,
                 elapsed_s: float) -> str:
     """The card of a finished task (`engine.Task`, its model holding the best weights): `rows`
@@ -85,9 +74,12 @@ def render_card(task, rows: dict[str, str | None], sections: list[str], best: di
         "|---|---|---|---|",
         *[f"| {s.role} | `{s.path}` | `{s.config_hash}` | {s.n_patches} |" for s in task.stores],
     ]
-    note = budget_note(cfg)
-    if note:
-        lines += ["", "## Note", "", note]
+    notes = [cfg.budget_note] if cfg.budget_note else []
+    if cfg.reference_steps is not None and cfg.steps < cfg.reference_steps:  # say plainly: not the paper's
+        notes.insert(0, f"reduced budget: {cfg.steps} of the reference {cfg.reference_steps} steps "
+                        f"({100 * cfg.steps / cfg.reference_steps:.1f}%); scores are not the paper's")
+    if notes:
+        lines += ["", "## Note", "", "; ".join(notes)]
     swap = {f"| {k} |": v for k, v in rows.items()}
     lines = [next((v for k, v in swap.items() if line.startswith(k)), line) for line in lines]
     return "\n".join([line for line in lines if line is not None] + sections) + "\n"

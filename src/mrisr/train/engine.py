@@ -70,28 +70,32 @@ def window_means(window: list[torch.Tensor], columns: tuple[str, ...], step: int
     return means
 
 
+KINDS: dict[str, type[Task]] = {}
+
+
 class Task(ABC):
-    """One training kind. The constructor seeds torch and builds everything in a fixed order
-    (init is part of the reproducibility contract) and sets: `cfg` (steps resolved:
-    `TrainConfig.resolve_steps`), `seed`, `device`, `model` (saved as model.pt), `nets` (every
-    trained network: what ckpt/last.pt holds), `optimizers`, `schedulers` (dicts by name; the
-    first optimizer's lr is logged), `fingerprint`, `record` (arch, args, scale, dims,
-    grid_convention of the model file), `stores` and `store_task` (the card's data),
-    `baseline_psnr` (the cubic baseline's val PSNR, or None)."""
+    """One training kind (`class K(Task, kind="name")`: `trainer: name` trains with K). Its
+    constructor seeds torch and builds everything in a fixed order (init is part of the
+    reproducibility contract), setting these attributes (`cfg.steps` resolved: `resolve_steps`)."""
 
     loss_columns: ClassVar[tuple[str, ...]] = ("loss",)  # what step() returns, in order; first: the total
     cfg: TrainConfig
     seed: int
     device: torch.device
-    model: torch.nn.Module
-    nets: torch.nn.Module
-    optimizers: dict[str, torch.optim.Optimizer]
+    model: torch.nn.Module  # saved as model.pt
+    nets: torch.nn.Module  # every trained network: what ckpt/last.pt holds
+    optimizers: dict[str, torch.optim.Optimizer]  # by name; the first one's lr is logged
     schedulers: dict[str, object | None]
     fingerprint: str
-    record: dict
-    stores: tuple[StoreInfo, ...]
+    record: dict  # arch, args, scale, dims, grid_convention of the model file
+    stores: tuple[StoreInfo, ...]  # the card's data table
     store_task: str
-    baseline_psnr: float | None = None
+    baseline_psnr: float | None = None  # the cubic baseline's val PSNR
+
+    def __init_subclass__(cls, kind: str | None = None, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if kind is not None:
+            KINDS[kind] = cls
 
     @abstractmethod
     def __init__(self, model_cfg: dict, train_h5: Path, val_h5: Path, seed: int, device: torch.device) -> None: ...
@@ -122,19 +126,6 @@ class Task(ABC):
     def init_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
         """Start `model` from another run's weights (`init_from`; shapes already checked)."""
         self.model.load_state_dict(state_dict, strict=True)
-
-
-KINDS: dict[str, type[Task]] = {}
-
-
-def register_kind(name: str):
-    """Class decorator: `trainer: name` in a model config trains with this task."""
-
-    def decorate(cls):
-        KINDS[name] = cls
-        return cls
-
-    return decorate
 
 
 @dataclass(frozen=True)
@@ -178,8 +169,7 @@ class Engine:
         self.last, self.best = self.out / "ckpt" / "last.pt", self.out / "ckpt" / "best.pt"
         # What a checkpoint records besides tensors.
         self.state = {"step": 0, "best_psnr": -math.inf, "best_step": 0, "elapsed_s": 0.0, "last_val_psnr": None}
-        self.history: list[dict] = []
-        self.log: TrainLog | None = None
+        self.history: list[dict] = []  # log rows of a resumed run
         self.curves_drawn = time.monotonic()  # the first curves.png a minute in (or at the end)
 
     def lr(self) -> float:
@@ -207,12 +197,12 @@ class Engine:
         self.task.init_weights(fitting_state_dict(self.task, self.init))
         tqdm.write(f"[train] initialised from {self.init.path} (sha256 {self.init.sha256[:12]})", file=sys.stderr)
 
-    def save_last(self, elapsed_s: float) -> None:
+    def save_last(self) -> None:
         """ckpt/last.pt (+ curves.png, at most once a minute: drawing takes a moment)."""
-        self.state["elapsed_s"] = float(elapsed_s)
+        self.state["elapsed_s"] = self.elapsed()
         save_checkpoint(self.last, fingerprint=self.task.fingerprint, nets=self.task.nets,
                         optimizers=self.task.optimizers, schedulers=self.task.schedulers, progress=self.state,
-                        history=self.log.rows if self.log is not None else self.history)
+                        history=self.log.rows)
         if time.monotonic() - self.curves_drawn >= 60.0:
             self.draw_curves()
 
@@ -221,45 +211,43 @@ class Engine:
 
     def draw_curves(self) -> None:
         self.curves_drawn = time.monotonic()
-        if self.log is not None and self.log.rows:
+        if self.log.rows:
             write_curves(self.out / "curves.png", self.log.rows, f"{self.task.record['arch']}: {self.out}",
                          self.task.baseline_psnr)
 
+    def elapsed(self) -> float:
+        return time.monotonic() - self.t0
+
     def run(self) -> Path:
-        tensorboard = TensorBoard(self.out / "tb", self.task.cfg.tensorboard)  # fails before any work
+        self.tensorboard = TensorBoard(self.out / "tb", self.task.cfg.tensorboard)  # fails before any work
         # Handlers first: a signal during set-up or the baseline pass still ends in a checkpoint.
-        with StopRequest() as stop:
+        with StopRequest() as self.stop:
             batches = iter(())
             try:
                 (self.out / "model.pt").unlink(missing_ok=True)  # an old model.pt beside a new run looks complete
                 if not self.resume_if_possible() and self.init is not None:
                     self.apply_init()
                 self.task.prepare()
-                t0, elapsed0 = time.monotonic(), self.state["elapsed_s"]
-
-                def elapsed() -> float:
-                    return elapsed0 + time.monotonic() - t0
-
+                self.t0 = time.monotonic() - self.state["elapsed_s"]
                 if self.state["step"] < self.task.cfg.steps:
                     batches = iter(self.task.batches(self.state["step"]))
                 try:
                     with TrainLog(self.out / "log.csv", self.task.loss_columns, self.history) as self.log:
-                        self.steps(batches, stop, tensorboard, elapsed)
+                        self.steps(batches)
                 finally:
-                    tensorboard.close()
+                    self.tensorboard.close()
                 # A signal from here on is not acted upon: the remaining writes take a moment
                 # and the run is then complete (exit 0 with every output in place).
-                return self.finish(elapsed())
+                return self.finish(self.elapsed())
             finally:  # the task's loaders (e.g. persistent val workers) and the training batches
                 close_workers(batches, *(v for v in vars(self.task).values() if isinstance(v, DataLoader)))
 
-    def write_row(self, tensorboard: TensorBoard, losses: dict[str, float] | None, lr: float, val: float | None,
-                  elapsed_s: float) -> None:
-        row = format_row(self.state["step"], losses, lr, val, elapsed_s)
+    def write_row(self, losses: dict[str, float], lr: float, val: float | None) -> None:
+        row = format_row(self.state["step"], losses, lr, val, self.elapsed())
         self.log.write(row)
-        tensorboard.write(row)
+        self.tensorboard.write(row)
 
-    def steps(self, batches, stop: StopRequest, tensorboard: TensorBoard, elapsed) -> None:
+    def steps(self, batches) -> None:
         """Optimizer steps from the current step to cfg.steps, with validation, logging, checkpoints."""
         task, cfg, start = self.task, self.task.cfg, self.state["step"]
         label = task.record["arch"]
@@ -268,8 +256,8 @@ class Engine:
         lines = ProgressLines(label, cfg.steps, start, enabled=bar.disable)
         window: list[torch.Tensor] = []
         for step in range(start + 1, cfg.steps + 1):
-            if stop.requested:
-                self.stop_now(stop, tensorboard, window, elapsed())
+            if self.stop.requested:
+                break
             lr = self.lr()
             window.append(task.step(next(batches), step - 1))
             self.state["step"] = step
@@ -281,24 +269,18 @@ class Engine:
                 means = window_means(window, task.loss_columns, step)
                 bar.set_postfix(loss=f"{means['loss']:.4f}")
                 lines.maybe_print(step, means, lr)
-                self.write_row(tensorboard, means, lr, val, elapsed())
+                self.write_row(means, lr, val)
                 window = []
             if is_ckpt:
-                self.save_last(elapsed())
+                self.save_last()
         bar.close()
-        if stop.requested:
-            self.stop_now(stop, tensorboard, window, elapsed())
-
-    def stop_now(self, stop: StopRequest, tensorboard: TensorBoard, window: list[torch.Tensor],
-                 elapsed_s: float) -> None:
-        """Checkpoint and leave with a non-zero status (SIGTERM/SIGUSR1 arrived)."""
-        if window:
-            self.write_row(tensorboard, window_means(window, self.task.loss_columns, self.state["step"]), self.lr(),
-                           None, elapsed_s)
-        self.save_last(elapsed_s)
-        tqdm.write(f"[train] signal {stop.signum}: saved {self.last} at step {self.state['step']}; exiting",
-                   file=sys.stderr)
-        raise SystemExit(EXIT_STATUS)
+        if self.stop.requested:  # SIGTERM/SIGUSR1: checkpoint and leave with a non-zero status
+            if window:
+                self.write_row(window_means(window, task.loss_columns, self.state["step"]), self.lr(), None)
+            self.save_last()
+            tqdm.write(f"[train] signal {self.stop.signum}: saved {self.last} at step {self.state['step']}; exiting",
+                       file=sys.stderr)
+            raise SystemExit(EXIT_STATUS)
 
     def validate_and_keep_best(self) -> float:
         s = self.state

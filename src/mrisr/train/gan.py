@@ -50,7 +50,7 @@ from mrisr.models.vgg19 import PerceptualLoss, load_vgg19_features
 from mrisr.patches.dataset import PatchDataset, store_attrs
 from mrisr.train.card import AUGMENT_TEXT
 from mrisr.train.config import TrainConfig, fingerprint
-from mrisr.train.engine import Task, register_kind, step_loader
+from mrisr.train.engine import Task, step_loader
 from mrisr.train.sampler import STAGE_TRAIN, StepBatchSampler, augment_batch, augment_plan
 from mrisr.train.supervised import make_scheduler, psnr_per_sample, store_info
 
@@ -169,8 +169,7 @@ def generate(model: torch.nn.Module, lr: torch.Tensor, scale: float, out_shape) 
     return out
 
 
-@register_kind("adversarial")
-class GanTask(Task):
+class GanTask(Task, kind="adversarial"):
     """Generator + discriminator, alternating updates, LR per step at the step's scale."""
 
     loss_columns = ("loss", "loss_l1", "loss_adv", "loss_perc", "loss_d")

@@ -20,7 +20,7 @@ from mrisr.models.io import plain_scale
 from mrisr.patches.dataset import PatchDataset, store_attrs
 from mrisr.train.card import StoreInfo
 from mrisr.train.config import TrainConfig, fingerprint
-from mrisr.train.engine import Task, register_kind, step_loader
+from mrisr.train.engine import Task, step_loader
 from mrisr.train.sampler import StepBatchSampler, augment_batch, augment_plan
 from mrisr.train.signals import ignore_stop_signals_in_worker
 
@@ -109,8 +109,7 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, eta_min: 
     return None
 
 
-@register_kind("supervised")
-class SupervisedTask(Task):
+class SupervisedTask(Task, kind="supervised"):
     """One network, one Adam, L1 (or `model.loss`) on the store's pairs."""
 
     def __init__(self, model_cfg: dict, train_h5: Path, val_h5: Path, seed: int, device: torch.device) -> None:

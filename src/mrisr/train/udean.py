@@ -47,7 +47,7 @@ from mrisr.models import build_model, count_parameters
 from mrisr.models.udean import UdeanSystem
 from mrisr.patches.dataset import PatchDataset
 from mrisr.train.config import checked_config, fingerprint
-from mrisr.train.engine import register_kind, step_loader
+from mrisr.train.engine import step_loader
 from mrisr.train.sampler import StepBatchSampler, augment_batch, augment_plan
 from mrisr.train.supervised import SupervisedTask, make_scheduler, store_info, to_device
 
@@ -56,10 +56,9 @@ STREAM_TARGET = 3
 SSIM_SIGMA = 1.5
 SSIM_TAPS = 11
 SSIM_K1, SSIM_K2 = 0.01, 0.03
-TERMS = ("image_cycle", "feature_cycle", "hr_consistency", "lr_consistency", "degradation_adaptation",
-         "feature_adaptation")
 DEFAULT_LAMBDAS = {"image_cycle": 1.0, "feature_cycle": 0.1, "hr_consistency": 1.0, "lr_consistency": 1.0,
-                   "degradation_adaptation": 0.1, "feature_adaptation": 0.1}
+                   "degradation_adaptation": 0.1, "feature_adaptation": 0.1}  # λ1 … λ6
+TERMS = tuple(DEFAULT_LAMBDAS)
 
 
 # ============================================================================ losses
@@ -233,8 +232,7 @@ class UnpairedDataset(Dataset):
 
 
 # ============================================================================ task
-@register_kind("udean")
-class UdeanTask(SupervisedTask):
+class UdeanTask(SupervisedTask, kind="udean"):
     """Unpaired source/target streams and alternating G/D updates; validation as supervised.
     `model` is the inference net (`udean`, saved as model.pt); `nets` = `system` holds every
     trained network (ckpt/last.pt)."""
