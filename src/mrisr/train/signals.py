@@ -55,11 +55,15 @@ def _kill_daemonic_children() -> None:
     """The safety net at interpreter exit: SIGKILL daemonic multiprocessing children still alive
     (e.g. workers of a loader used outside the engine). multiprocessing's own exit handler
     SIGTERMs and joins them, which would wait forever for workers that ignore SIGTERM.
-    Registered after that handler, so it runs first (atexit is last-in, first-out)."""
-    for child in multiprocessing.active_children():
-        if child.daemon:
-            child.kill()
-            child.join(timeout=5)
+    Registered after that handler, so it runs first (atexit is last-in, first-out). SIGCHLD goes
+    back to its default first: torch's loader handler raises when a worker dies, which would abort
+    this callback after the first kill and leave the other workers to that endless join."""
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    children = [child for child in multiprocessing.active_children() if child.daemon]
+    for child in children:
+        child.kill()
+    for child in children:
+        child.join(timeout=5)
 
 
 atexit.register(_kill_daemonic_children)
