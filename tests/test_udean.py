@@ -388,3 +388,13 @@ def test_bf16_step_keeps_losses_in_float32(stores, tmp_path):
     losses = task.step(batch_of(stores, n=1), 0)
     assert losses.dtype == torch.float32 and losses.shape == (len(task.loss_columns),)
     assert all(math.isfinite(v) for v in losses.tolist())
+
+
+def test_flips_only_augmentation_never_transposes(stores):
+    """`augment: flips` works for udean: no transposes (and on these corner-convention stores, whose
+    every axis is degraded, no grid-preserving flip either), while `true` transposes."""
+    batch = batch_of(stores, n=4)
+    flips = make_task(stores, udean_cfg(augment="flips"))
+    full = make_task(stores, udean_cfg())
+    assert all(torch.equal(flips.prepare_batch(batch, k)[key], batch[key]) for k in range(4) for key in ("hr", "lr"))
+    assert any(not torch.equal(full.prepare_batch(batch, k)["hr"], batch["hr"]) for k in range(4))
