@@ -52,7 +52,7 @@ from mrisr.train.card import AUGMENT_TEXT
 from mrisr.train.config import TrainConfig, fingerprint
 from mrisr.train.engine import Task, step_loader
 from mrisr.train.sampler import STAGE_TRAIN, StepBatchSampler, augment_batch, augment_plan
-from mrisr.train.supervised import make_scheduler, psnr_per_sample, store_info
+from mrisr.train.supervised import autocast, make_scheduler, psnr_per_sample, store_info
 
 STREAM_SCALE = 2  # after sampler's STREAM_ORDER (0) and STREAM_AUGMENT (1)
 META_SR_SCALES: tuple[float, ...] = tuple(round(1.0 + 0.1 * k, 1) for k in range(1, 31))  # 1.1 … 4.0
@@ -252,10 +252,6 @@ class GanTask(Task, kind="adversarial"):
         super().init_weights(state_dict)
         self.model.set_normalization(*self.norm)
 
-    def amp(self):
-        """bfloat16 autocast of the networks' forward passes when train.bf16 (losses in float32)."""
-        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16)
-
     def lr_of(self, batch: dict, r: float) -> torch.Tensor:
         """The batch's LR: a pair store's own, else made from HR at scale r."""
         return batch["lr"] if self.paired else make_lr(batch["hr"], r, self.cfg.degradation, self.cfg.window)
@@ -284,13 +280,13 @@ class GanTask(Task, kind="adversarial"):
         r = step_scale(self.seed, step, self.scales)
         lr, hr = self.lr_of(batch, r).to(self.device), batch["hr"].to(self.device)
         cfg, opt, sched = self.cfg, self.optimizers, self.schedulers
-        with self.amp():
+        with autocast(self.device, cfg.bf16):
             sr = generate(self.model, lr, r, hr.shape[2:]).float()
         zero = torch.zeros((), device=hr.device)
         loss_d = loss_adv = loss_perc = zero
         adversarial = cfg.adv_weight > 0
         if adversarial:
-            with self.amp():
+            with autocast(self.device, cfg.bf16):
                 real, fake = self.disc(hr).float(), self.disc(sr.detach()).float()
             loss_d = (F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
                       + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
@@ -300,7 +296,7 @@ class GanTask(Task, kind="adversarial"):
         loss_l1 = F.l1_loss(sr, hr)
         if adversarial:
             self.disc.requires_grad_(False)  # G's step needs gradients through D, not D's own
-            with self.amp():
+            with autocast(self.device, cfg.bf16):
                 logits = self.disc(sr).float()
             loss_adv = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
             self.disc.requires_grad_(True)

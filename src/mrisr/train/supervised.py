@@ -56,8 +56,13 @@ def to_device(batch: dict[str, torch.Tensor], device: torch.device, fmt: torch.m
     return batch if fmt is None else {k: v.contiguous(memory_format=fmt) for k, v in batch.items()}
 
 
+def autocast(device: torch.device, bf16: bool):
+    """bfloat16 autocast of the forward passes when train.bf16 (every kind; losses in float32)."""
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16)
+
+
 def forward(model: torch.nn.Module, batch: dict, device: torch.device, bf16: bool) -> torch.Tensor:
-    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
+    with autocast(device, bf16):
         out = model(**{k: batch[k] for k in model.inputs})
     return out.float()  # loss and metrics in float32
 

@@ -49,7 +49,7 @@ from mrisr.patches.dataset import PatchDataset
 from mrisr.train.config import checked_config, fingerprint
 from mrisr.train.engine import step_loader
 from mrisr.train.sampler import StepBatchSampler, augment_batch, augment_plan
-from mrisr.train.supervised import SupervisedTask, make_scheduler, store_info, to_device
+from mrisr.train.supervised import SupervisedTask, autocast, make_scheduler, store_info, to_device
 
 STREAM_SOURCE = 2  # RNG stream ids beside sampler.STREAM_ORDER (0) and STREAM_AUGMENT (1)
 STREAM_TARGET = 3
@@ -290,7 +290,7 @@ class UdeanTask(SupervisedTask, kind="udean"):
         u, sys_, opt = self.ucfg, self.system, self.optimizers
         critics = torch.nn.ModuleList([sys_.d_lr, sys_.d_feat])
         critics.requires_grad_(False)
-        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16):
+        with autocast(self.device, self.cfg.bf16):
             out = sys_(x_s, x_t)
             g_terms = generator_terms(sys_, out, x_s, x_t, u.alpha, u.beta)
         g_loss = weighted_sum(g_terms, u.lambdas)
@@ -298,7 +298,7 @@ class UdeanTask(SupervisedTask, kind="udean"):
         g_loss.backward()
         opt["g"].step()
         critics.requires_grad_(True)
-        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16):
+        with autocast(self.device, self.cfg.bf16):
             d_terms = discriminator_terms(sys_, out, x_t)
         opt["d"].zero_grad(set_to_none=True)
         (d_terms["d_lr"] + d_terms["d_feat"]).backward()
