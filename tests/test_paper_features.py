@@ -102,6 +102,25 @@ def test_supervised_step_schedule_in_training(stores, tmp_path: Path) -> None:
     assert "scheduler step (× 0.5 every 2 steps)" in (tmp_path / "m" / "card.md").read_text()
 
 
+# ---------------------------------------------------------------------------- epochs
+def test_epochs_resolve_to_steps_from_the_store_and_share_the_steps_fingerprint(stores, tmp_path: Path) -> None:
+    """train.epochs: steps = ceil(epochs × train patches / batch_size) (32 patches, batch 4, 1.5 epochs
+    = 12 steps); the card says which key gave the budget; a checkpoint of the same resolved steps
+    resumes (the fingerprint holds steps, not the key that gave them)."""
+    train_h5, val_h5 = stores
+    epochs = {**TINY, "train": {k: v for k, v in tiny_cfg()["train"].items() if k != "steps"} | {"epochs": 1.5}}
+    train_model(epochs, train_h5, val_h5, tmp_path / "e", seed=0, device="cpu")
+    assert torch.load(tmp_path / "e" / "ckpt" / "last.pt", weights_only=True)["step"] == 12
+    assert "| steps × batch | 12 × 4 (given as `train.epochs: 1.5`) |" in (tmp_path / "e" / "card.md").read_text()
+    train_model(tiny_cfg(steps=12), train_h5, val_h5, tmp_path / "e", seed=0, device="cpu")
+    assert not (tmp_path / "e" / "ckpt" / "stale").exists()  # resumed at its end, not retrained
+    assert "(given as `train.steps`)" in (tmp_path / "e" / "card.md").read_text()
+    with pytest.raises(ValueError, match="train.steps and train.epochs are both given"):
+        TrainConfig.from_dict({"steps": 10, "epochs": 2, "batch_size": 2, "lr": 1e-3})
+    with pytest.raises(ValueError, match="train.epochs must be > 0"):
+        TrainConfig.from_dict({"epochs": 0, "batch_size": 2, "lr": 1e-3})
+
+
 # ---------------------------------------------------------------------------- flips only
 def test_flips_only_augmentation_never_transposes() -> None:
     full = augment_plan(0, 3, 64, [16, 16], [8, 8], "center")
@@ -255,8 +274,8 @@ def test_config_check_accepts_the_new_keys() -> None:
     (lambda c: c["models"]["pre"].update(arch="rcan3d", args={}), "models.pre.init_from", "weights cannot carry over"),
     (lambda c: c["datasets"]["a"].update(split={"file": "/nonexistent/list.yaml"}), "datasets.a.split.file",
      "split file not found: /nonexistent/list.yaml"),
-    (lambda c: c["models"]["edsr"].update(trainer="udean", train={"augment": "flips"}), "models.edsr.train.augment",
-     "not implemented by the udean trainer"),
+    (lambda c: c["models"]["edsr"].update(train={"steps": 10, "epochs": 2}), "models.edsr.train.epochs",
+     "give train.steps or train.epochs, not both"),
 ])
 def test_config_check_errors_name_the_key(edit, key: str, problem: str) -> None:
     cfg = base()

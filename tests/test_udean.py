@@ -18,6 +18,7 @@ from mrisr.evaluate.metrics import ssim as ssim_reference
 from mrisr.grid import Grid, cubic_upsample
 from mrisr.models import build_model, load_model, save_model
 from mrisr.models.udean import UDEAN, ConvEncoder, RCANDecoder, UdeanSystem, VGGDiscriminator3D
+from mrisr.train import train_model
 from mrisr.train import udean as U
 
 torch.set_num_threads(2)
@@ -279,8 +280,9 @@ def test_generator_terms_by_hand_on_tiny_tensors():
 
 
 def make_task(stores, cfg: dict, seed: int = 0) -> U.UdeanTask:
-    source_h5, target_h5, val_h5 = stores
-    return U.UdeanTask(cfg, target_h5, val_h5, seed, torch.device("cpu"), source_h5=source_h5)
+    """The task on the target store (its `hr` and `lr` as the two unpaired streams)."""
+    _, target_h5, val_h5 = stores
+    return U.UdeanTask(cfg, target_h5, val_h5, seed, torch.device("cpu"))
 
 
 def batch_of(stores, n: int = 2) -> dict[str, torch.Tensor]:
@@ -294,9 +296,9 @@ def test_every_loss_term_is_finite_and_decreases_in_a_tiny_overfit_run(stores, t
     reconstruction terms and both critics' losses fall. The other terms are then overfit alone
     (critics frozen), which must lower them: in the joint run the adversarial generator terms
     legitimately rise as the critics learn, and the feature cycle chases moving features."""
-    task = make_task(stores, udean_cfg(steps=25, lr=3e-3, scheduler="none"))
+    task = make_task(stores, udean_cfg(steps=25, lr=3e-3, scheduler="none", augment=False))
     batch = batch_of(stores, n=1)
-    values = torch.stack([task.step(batch) for _ in range(25)]).numpy()
+    values = torch.stack([task.step(batch, k) for k in range(25)]).numpy()
     history = dict(zip(task.loss_columns, values.T))
     assert set(history) == {"loss", *U.TERMS, "d_lr", "d_feat"}
     for k, v in history.items():
@@ -350,7 +352,7 @@ def test_config_typos_and_mismatched_stores_are_refused(stores, tmp_path):
     rng = np.random.default_rng(1)
     x4 = write_store(tmp_path / "x4.h5", smooth_volumes(rng, 2, (16, 16, 16)), "h-x4", scale=4)
     with pytest.raises(InputError, match="scale"):
-        make_task((x4, stores[1], stores[2]), udean_cfg())
+        make_task((None, x4, stores[2]), udean_cfg())
 
 
 # ---------------------------------------------------------------------------- the run
@@ -361,7 +363,7 @@ def _load(path: Path) -> dict:
 def test_training_run_outputs_and_a_config_edit(stores, tmp_path):
     """Outputs of a run; resume after SIGTERM: tests/test_train.py::test_resume_after_sigterm_matches_uninterrupted_run[udean]."""
     cfg = udean_cfg()
-    full = U.train_udean(cfg, *stores, tmp_path / "full", seed=2, device="cpu")
+    full = train_model(cfg, *stores[1:], tmp_path / "full", seed=2, device="cpu")
     assert sorted(p.name for p in (tmp_path / "full").iterdir()) == ["card.md", "ckpt", "curves.png", "log.csv",
                                                                       "model.pt"]
     model = load_model(full)
@@ -377,12 +379,22 @@ def test_training_run_outputs_and_a_config_edit(stores, tmp_path):
 
     # A config edit (what makes Snakemake rerun train) starts over instead of resuming the old run.
     out = tmp_path / "full"
-    U.train_udean({**cfg, "udean": {**TINY_UDEAN, "beta": 0.1}}, *stores, out, seed=2, device="cpu")
+    train_model({**cfg, "udean": {**TINY_UDEAN, "beta": 0.1}}, *stores[1:], out, seed=2, device="cpu")
     assert len(list((out / "ckpt" / "stale").glob("*.pt"))) == 2  # last.pt and best.pt, kept
 
 
 def test_bf16_step_keeps_losses_in_float32(stores, tmp_path):
-    task = make_task(stores, udean_cfg(bf16=True))
-    losses = task.step(batch_of(stores, n=1))
+    task = make_task(stores, udean_cfg(bf16=True, augment=False))
+    losses = task.step(batch_of(stores, n=1), 0)
     assert losses.dtype == torch.float32 and losses.shape == (len(task.loss_columns),)
     assert all(math.isfinite(v) for v in losses.tolist())
+
+
+def test_flips_only_augmentation_never_transposes(stores):
+    """`augment: flips` works for udean: no transposes (and on these corner-convention stores, whose
+    every axis is degraded, no grid-preserving flip either), while `true` transposes."""
+    batch = batch_of(stores, n=4)
+    flips = make_task(stores, udean_cfg(augment="flips"))
+    full = make_task(stores, udean_cfg())
+    assert all(torch.equal(flips.prepare_batch(batch, k)[key], batch[key]) for k in range(4) for key in ("hr", "lr"))
+    assert any(not torch.equal(full.prepare_batch(batch, k)["hr"], batch["hr"]) for k in range(4))

@@ -198,9 +198,11 @@ def _check_model(where: str, cfg: dict, override: dict, override_key: str, archs
                                         f"not from model args")
         if spec.args is not None and key not in spec.args:
             raise ConfigError(key_path, f"arch {arch!r} has no argument {key!r}; accepted: {', '.join(sorted(spec.args))}")
-    if cfg.get("trainer") == "udean" and (cfg.get("train") or {}).get("augment") == "flips":
-        key = f"{override_key}.train.augment" if "augment" in (override.get("train") or {}) else f"{where}.train.augment"
-        raise ConfigError(key, "flips-only augmentation is not implemented by the udean trainer (true or false)")
+    train, override_train = cfg.get("train") or {}, override.get("train") or {}
+    if train.get("steps") is not None and train.get("epochs") is not None:
+        key = next((f"{override_key}.train.{k}" for k in ("epochs", "steps") if k in override_train),
+                   f"{where}.train.epochs")
+        raise ConfigError(key, "give train.steps or train.epochs, not both (null unsets one in an override)")
     store = cfg.get("store", "patches")
     if store == HR_STORE and not spec.arbitrary_scale:
         store_key = f"{override_key}.store" if "store" in override else f"{where}.store"

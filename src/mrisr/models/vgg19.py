@@ -1,6 +1,9 @@
-"""VGG19's `features` stack (torchvision's exact layer indices), loaded from a local weights file.
+"""SRGAN's perceptual loss network: VGG19's `features` stack (torchvision's exact layer indices),
+loaded from a local weights file, and `PerceptualLoss` (MSE between its features of SR and HR).
 
-The feature network of SRGAN's perceptual term (`mrisr.train.perceptual`). These machines
+Features are VGG19's `features` without its last layer (the final max-pool), i.e. up to relu5_4
+("VGG54" in SRGAN). No file configured → no perceptual term (`train.gan` says so in its log and
+card): random or other features would be a silent substitute. These machines
 cannot download torchvision's weights (torchvision is not even installed), so the network is
 rebuilt here and loaded from a local file:
 
@@ -14,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from mrisr.errors import InputError
@@ -22,6 +26,8 @@ from mrisr.errors import InputError
 VGG19_CFG: tuple[int | str, ...] = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M",
                                     512, 512, 512, 512, "M", 512, 512, 512, 512, "M")
 FEATURE_LAYERS = 36  # features[:36] = up to relu5_4, all but the last max-pool
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def vgg19_features(n_layers: int = FEATURE_LAYERS) -> nn.Sequential:
@@ -72,3 +78,29 @@ def load_vgg19_features(path: str | Path, n_layers: int = FEATURE_LAYERS) -> nn.
     for p in net.parameters():
         p.requires_grad_(False)
     return net.eval()
+
+
+class PerceptualLoss(nn.Module):
+    """MSE between VGG19 features of SR and HR one-channel images in [0, 1]: the grey image is
+    repeated to RGB and standardised with ImageNet statistics (the input the weights were trained
+    on). The network stays frozen in eval mode; gradients flow to the SR image only."""
+
+    def __init__(self, features: nn.Sequential) -> None:
+        super().__init__()
+        self.features = features.eval()
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+
+    def train(self, mode: bool = True) -> "PerceptualLoss":
+        super().train(mode)
+        self.features.eval()
+        return self
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        rgb = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+        return self.features((rgb - self.mean) / self.std)
+
+    def forward(self, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            target = self.embed(hr)
+        return F.mse_loss(self.embed(sr), target)

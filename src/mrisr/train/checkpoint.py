@@ -1,11 +1,9 @@
 """ckpt/last.pt: everything needed to continue a run bit-for-bit, as plain data.
 
-All values are tensors, numbers, strings, lists and dicts so that
-torch.load(weights_only=True) reads them (no pickled objects: a checkpoint is data,
-not code). Written atomically; a rerun resumes from it. Optimizers and schedulers are
-dicts keyed by name (one per trained network group: "model", or "g" and "d"), and the
-log history travels with the weights, so log.csv can be rebuilt on resume even after
-Snakemake deleted it.
+Only tensors, numbers, strings, lists and dicts, so that torch.load(weights_only=True) reads
+it (a checkpoint is data, not code); written atomically. Optimizers and schedulers are dicts
+by name ("model", or "g" and "d"), and the log history travels with the weights, so log.csv
+can be rebuilt on resume even after Snakemake deleted it.
 """
 
 from __future__ import annotations
@@ -21,34 +19,23 @@ from mrisr.errors import InputError
 from mrisr.io import atomic_path
 
 CKPT_FORMAT = 2  # 2: dicts of optimizers/schedulers, log history
-OTHER_RUN = "made by another run"  # the InputError text that marks a checkpoint as stale, not damaged
-
-
-def numpy_rng_state() -> dict:
-    """np.random's legacy global state as lists/ints (weights_only cannot load ndarrays)."""
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    return {"name": name, "keys": [int(k) for k in keys], "pos": int(pos), "has_gauss": int(has_gauss),
-            "cached_gaussian": float(cached)}
-
-
-def set_numpy_rng_state(state: dict) -> None:
-    np.random.set_state((state["name"], np.asarray(state["keys"], dtype=np.uint32), state["pos"],
-                         state["has_gauss"], state["cached_gaussian"]))
 
 
 def rng_states() -> dict:
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy": numpy_rng_state(),
-    }
+    name, keys, pos, has_gauss, cached = np.random.get_state()  # as lists/ints: weights_only loads no ndarray
+    return {"torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": {"name": name, "keys": keys.tolist(), "pos": int(pos), "has_gauss": int(has_gauss),
+                      "cached_gaussian": float(cached)}}
 
 
 def restore_rng_states(states: dict) -> None:
     torch.set_rng_state(states["torch"])
     if states["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
-    set_numpy_rng_state(states["numpy"])
+    n = states["numpy"]
+    np.random.set_state((n["name"], np.asarray(n["keys"], dtype=np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
 
 
 def save_checkpoint(path: Path, *, fingerprint: str, nets: torch.nn.Module, optimizers: dict, schedulers: dict,
@@ -68,25 +55,6 @@ def save_checkpoint(path: Path, *, fingerprint: str, nets: torch.nn.Module, opti
         torch.save(state, tmp)
 
 
-def read_checkpoint(path: Path) -> dict:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # corrupt or unsafe pickle
-        raise InputError(path, f"unreadable checkpoint ({type(err).__name__}: {err}); delete it to start over") from None
-    if not isinstance(state, dict) or "fingerprint" not in state or "format" not in state:
-        raise InputError(path, "not a training checkpoint; delete it to start over")
-    return state
-
-
-def load_checkpoint(path: Path, fingerprint: str) -> dict:
-    """The checkpoint dict; InputError if unreadable or made by another run (config, seed, data, format)."""
-    state = read_checkpoint(path)
-    if state["format"] != CKPT_FORMAT or state["fingerprint"] != fingerprint:
-        raise InputError(path, f"checkpoint {OTHER_RUN} (another model/train config, seed, data or checkpoint "
-                               "format); delete the ckpt/ folder to start over")
-    return state
-
-
 def fingerprint_name(fingerprint: str) -> str:
     """A short file-name-safe name for a run's fingerprint."""
     return hashlib.sha256(str(fingerprint).encode()).hexdigest()[:16]
@@ -101,26 +69,27 @@ def free_name(folder: Path, stem: str, suffix: str) -> Path:
 
 
 def resumable_state(path: Path, fingerprint: str) -> dict | None:
-    """The state to resume from, or None to start fresh.
+    """The checkpoint to resume from, or None to start fresh.
 
-    A checkpoint of the same run (same config, seed and data) resumes. One made under a
-    different config is what Snakemake leaves behind when a config edit reruns `train`:
-    the edit means "train this again", so that checkpoint (last.pt, and best.pt beside it)
-    is moved aside to `ckpt/stale/<its fingerprint>.pt` (`.best.pt`) — kept, never
-    overwritten, never silently deleted — and training starts from step 0.
-    A corrupt file still fails with InputError: that is damage, not an edit.
+    A checkpoint of another run (config, seed, data or format) is what Snakemake leaves behind
+    when a config edit reruns `train`: the edit means "train this again", so last.pt (and
+    best.pt beside it) is moved to `ckpt/stale/<its fingerprint>.pt` (`.best.pt`) — kept, never
+    overwritten — and training starts from step 0. An unreadable file is damage, not an edit:
+    InputError.
     """
     if not path.is_file():
         return None
     try:
-        return load_checkpoint(path, fingerprint)
-    except InputError as err:
-        if OTHER_RUN not in str(err):
-            raise
-    stem = fingerprint_name(read_checkpoint(path)["fingerprint"])
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # corrupt or unsafe pickle
+        raise InputError(path, f"unreadable checkpoint ({type(err).__name__}: {err}); delete it to start over") from None
+    if not isinstance(state, dict) or "fingerprint" not in state or "format" not in state:
+        raise InputError(path, "not a training checkpoint; delete it to start over")
+    if state["format"] == CKPT_FORMAT and state["fingerprint"] == fingerprint:
+        return state
     stale = path.parent / "stale"
     stale.mkdir(exist_ok=True)
-    moved = free_name(stale, stem, ".pt")
+    moved = free_name(stale, fingerprint_name(state["fingerprint"]), ".pt")
     path.replace(moved)
     best = path.parent / "best.pt"
     if best.is_file():

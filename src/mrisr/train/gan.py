@@ -1,31 +1,23 @@
-"""Adversarial training (SRGAN / Meta-SRGAN) on HR-only patch stores, LR made on the fly.
+"""Adversarial training (`trainer: adversarial`: SRGAN, Meta-SRGAN), LR made on the fly from HR.
 
-Each step: draw the step's scale r (uniform over `train.scales`; Meta-SR: 1.1, 1.2, …, 4.0),
-flip/transpose the HR patches, degrade them to LR at r with `mrisr.degrade.degrade_array`
-(the configured mode: k-space low-pass + cubic resize, k-space truncation, or bicubic),
-then one discriminator update (BCE on HR vs. detached SR) and one generator update on
+Each step: draw the step's scale r (uniform over `train.scales`, a pure function of (seed, step);
+Meta-SR: 1.1, 1.2, …, 4.0), flip/transpose the HR patches, degrade them to LR at r with the
+configured mode (`mrisr.degrade.patch.degrade_patches`: the k-space modes filter an even
+extension of the patch, so the DFT's wrap-around does not ring at its borders), then one
+discriminator update (BCE on HR vs. detached SR) and one generator update on
 
     L1(SR, HR) + adv_weight · BCE(D(SR), real) + perceptual_weight · MSE(VGG19(SR), VGG19(HR))
 
-(paper weights 0.001 and 0.006). Adam (lr 1e-4) for both; both learning rates × lr_decay
-(0.8) every lr_decay_every steps (paper: 60k of 360k, so steps/6 by default). The
-perceptual term needs a local VGG19 weights file (`train.vgg_weights`); without one the run
-says so on stderr and in card.md and trains without it (`mrisr.train.perceptual`).
+(paper weights 0.001 and 0.006). Adam (lr 1e-4) for both; both learning rates × lr_decay (0.8)
+every lr_decay_every steps (paper: 60k of 360k, so steps/6 by default). The perceptual term needs
+a local VGG19 weights file (`train.vgg_weights`, `mrisr.models.vgg19`); without one the run says so
+on stderr and in card.md and trains without it.
 
-Stores: `hr` (N, H, W) float32 in [0, 1] (attributes optional; `task` and `config_hash` are
-used when present). HR-only stores (`mrisr.patches.hr_store`) get their LR on the fly, by
-`mrisr.degrade.patch.degrade_patches`: the k-space modes filter an even extension of the
-patch, so the DFT's wrap-around does not ring at the patch borders. An ordinary pair store
-(`lr` and `hr`, attr `scale`; the fixed-×s baselines) is used as it is: LR from the store,
-the one training scale the store's, no on-the-fly degradation. The generator's intensity
-normalisation is the train store's HR mean/std, kept in the model's buffers
-(`models.meta_srgan`).
-
-`trainer: adversarial` (`GanTask`); the run — resume, signals, log, checkpoints — is
-`train.engine`'s, the step's scale a pure function of (seed, step) (stream STREAM_SCALE).
-Validation: mean PSNR over `val_scales`; log.csv adds loss_l1, loss_adv, loss_perc, loss_d.
-model.pt's `scale` is the largest training scale for an arbitrary-scale model (its default r;
-any r ≥ 1 runs), the fixed scale otherwise.
+Stores: HR-only `hr` (N, H, W) in [0, 1] (`mrisr.patches.hr_store`), or an ordinary pair store
+(`lr`, `hr`, attr `scale`: the fixed-×s baselines), whose LR and scale are used as they are. The
+generator normalises by the train store's HR mean/std (model buffers, `models.meta_srgan`).
+Validation: mean PSNR over `val_scales`. model.pt's `scale` is the largest training scale (an
+arbitrary-scale model's default r; any r ≥ 1 runs).
 """
 
 from __future__ import annotations
@@ -33,7 +25,7 @@ from __future__ import annotations
 import json
 import math
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import islice
 from pathlib import Path
 from typing import ClassVar
@@ -54,26 +46,23 @@ from mrisr.models import build_model, count_parameters
 from mrisr.models.common import CubicUpsample
 from mrisr.models.io import plain_scale
 from mrisr.models.srgan import Discriminator  # (importing registers srgan; meta_srgan via mrisr.models)
+from mrisr.models.vgg19 import PerceptualLoss, load_vgg19_features
 from mrisr.patches.dataset import PatchDataset, store_attrs
-from mrisr.train.config import TrainConfig, fingerprint
-from mrisr.train.engine import Task, register_kind, step_loader
 from mrisr.train.card import AUGMENT_TEXT
-from mrisr.train.supervised import make_scheduler, store_info
-from mrisr.train.losses import psnr_per_sample
-from mrisr.train.perceptual import perceptual_from_config
+from mrisr.train.config import TrainConfig, fingerprint
+from mrisr.train.engine import Task, step_loader
 from mrisr.train.sampler import STAGE_TRAIN, StepBatchSampler, augment_batch, augment_plan
+from mrisr.train.supervised import autocast, make_scheduler, psnr_per_sample, store_info
 
 STREAM_SCALE = 2  # after sampler's STREAM_ORDER (0) and STREAM_AUGMENT (1)
 META_SR_SCALES: tuple[float, ...] = tuple(round(1.0 + 0.1 * k, 1) for k in range(1, 31))  # 1.1 … 4.0
 
 
-# ---------------------------------------------------------------------------- config
 @dataclass(frozen=True)
 class GanConfig(TrainConfig):
-    """The `train` section of an adversarial model config, validated, with the paper's defaults."""
+    """The `train` section of an adversarial model config, with the paper's defaults."""
 
     lr: float = 1e-4
-    # The paper's step decay; bf16 = bfloat16 autocast of both networks' forward passes.
     scheduler: str = "step"
     lr_decay: float = 0.8
     lr_decay_every: int | None = None  # None: steps // 6 (paper: every 60k of 360k updates)
@@ -85,7 +74,7 @@ class GanConfig(TrainConfig):
     perceptual_weight: float = 6e-3
     vgg_weights: str | None = None
 
-    REQUIRED: ClassVar[tuple[str, ...]] = ("steps", "batch_size")
+    REQUIRED: ClassVar[tuple[str, ...]] = ("batch_size",)
     SCHEDULERS: ClassVar[tuple[str, ...]] = ("step",)
     LABEL: ClassVar[str] = "GAN train"
     RESUMABLE_CHANGES: ClassVar[tuple[str, ...]] = (*TrainConfig.RESUMABLE_CHANGES, "val_scales")
@@ -95,7 +84,7 @@ class GanConfig(TrainConfig):
         if self.scheduler != "step":
             raise ValueError(f"train.scheduler: GAN training decays the learning rate stepwise (× lr_decay every "
                              f"lr_decay_every steps); set scheduler: step, got {self.scheduler!r}")
-        super().validate()  # lr_decay, lr_decay_every: TrainConfig's step schedule
+        super().validate()
         for name in ("scales", "val_scales"):
             v = getattr(self, name)
             if v is not None and (not v or any(float(s) < 1.0 for s in v)):
@@ -131,17 +120,14 @@ def step_scale(seed: int, step: int, scales: tuple[float, ...]) -> float:
     return float(scales[int(rng.integers(len(scales)))])
 
 
-# ---------------------------------------------------------------------------- data
 def hr_store(path: Path) -> tuple[PatchDataset, dict]:
-    """Dataset over `hr` (and `lr` for a pair store) and the store's attributes; patches
-    must be 2D (N, H, W)."""
-    path = Path(path)
+    """Dataset over `hr` (and `lr` for a pair store) and the store's attributes; 2D patches."""
     if not path.is_file():
         raise InputError(path, "patch store not found")
     with h5py.File(path, "r") as f:
         paired = "lr" in f
     ds = PatchDataset(path, ("lr", "hr") if paired else ("hr",))
-    if len(ds.shapes["hr"]) != 2 or (paired and len(ds.shapes["lr"]) != 2):
+    if any(len(shape) != 2 for shape in ds.shapes.values()):
         raise InputError(path, f"GAN training needs 2D HR patches (N, H, W), got per-sample shapes {ds.shapes}")
     if len(ds) < 1:
         raise InputError(path, "empty patch store")
@@ -183,9 +169,7 @@ def generate(model: torch.nn.Module, lr: torch.Tensor, scale: float, out_shape) 
     return out
 
 
-# ---------------------------------------------------------------------------- task
-@register_kind("adversarial")
-class GanTask(Task):
+class GanTask(Task, kind="adversarial"):
     """Generator + discriminator, alternating updates, LR per step at the step's scale."""
 
     loss_columns = ("loss", "loss_l1", "loss_adv", "loss_perc", "loss_d")
@@ -201,13 +185,15 @@ class GanTask(Task):
         self.cfg = GanConfig.from_dict(dict(model_cfg.get("train") or {}))
         self.train_ds, self.attrs = hr_store(self.train_h5)
         self.val_ds, self.val_attrs = hr_store(self.val_h5)
-        self.hr_patch = list(self.train_ds.shapes["hr"])
-        if list(self.val_ds.shapes["hr"]) != self.hr_patch:
-            raise InputError(self.val_h5, f"HR patch {list(self.val_ds.shapes['hr'])} differs from the train "
-                                          f"store's {self.hr_patch}")
+        self.cfg = self.cfg.resolve_steps(len(self.train_ds))
+        self.hr_patch = self.lr_patch = list(self.train_ds.shapes["hr"])
         self.paired = "lr" in self.train_ds.shapes
         if ("lr" in self.val_ds.shapes) != self.paired:
             raise InputError(self.val_h5, "train and val stores must both be pair stores or both HR-only")
+        for key in ("hr", "lr") if self.paired else ("hr",):
+            if self.val_ds.shapes[key] != self.train_ds.shapes[key]:
+                raise InputError(self.val_h5, f"{key.upper()} patch {list(self.val_ds.shapes[key])} differs from the "
+                                              f"train store's {list(self.train_ds.shapes[key])}")
         # A pair store's LR was made on its own grid: its convention rules, not the config's mode.
         self.convention = (str(self.attrs.get("grid_convention", "")) if self.paired
                            else CONVENTION_OF_MODE[self.cfg.degradation])
@@ -217,7 +203,16 @@ class GanTask(Task):
         # Which scales apply depends on the architecture: ask a throw-away instance (×2 suits both kinds).
         probe = build_model(self.arch, scale=2, dims=2, grid_convention=self.convention, **self.args)
         self.arbitrary = bool(getattr(probe, "arbitrary_scale", False))
-        self.scales = self.pair_scales() if self.paired else training_scales(self.cfg, self.arbitrary)
+        if self.paired:  # a pair store trains at its own scale only (train.scales, if given, must say the same)
+            scale = float(self.attrs["scale"])
+            if float(self.val_attrs.get("scale", scale)) != scale:
+                raise InputError(self.val_h5, f"scale {self.val_attrs.get('scale')} differs from the train store's {scale}")
+            if self.cfg.scales is not None and {float(s) for s in self.cfg.scales} != {scale}:
+                raise ValueError(f"train.scales {self.cfg.scales} disagrees with the pair store's scale {scale:g}")
+            self.lr_patch = list(self.train_ds.shapes["lr"])
+            self.scales = training_scales(replace(self.cfg, scales=[scale]), self.arbitrary)
+        else:
+            self.scales = training_scales(self.cfg, self.arbitrary)
         self.val_scales = validation_scales(self.cfg, self.scales)
         self.model_scale = plain_scale(max(self.scales))
         self.record = {"arch": self.arch, "args": self.args, "scale": self.model_scale, "dims": 2,
@@ -232,9 +227,12 @@ class GanTask(Task):
         self.model.set_normalization(*self.norm)
         self.model.to(self.device).train()
         self.disc.to(self.device).train()
-        self.perceptual, self.perceptual_status = perceptual_from_config(self.cfg.vgg_weights)
-        if self.perceptual is not None:
-            self.perceptual.to(self.device)
+        self.perceptual = None
+        self.perceptual_status = ("perceptual term OFF: no VGG19 weights file configured (train.vgg_weights); "
+                                  "training with L1 + adversarial only")
+        if self.cfg.vgg_weights:
+            self.perceptual = PerceptualLoss(load_vgg19_features(self.cfg.vgg_weights)).to(self.device)
+            self.perceptual_status = f"perceptual term ON: VGG19 features[:36] from {self.cfg.vgg_weights}"
         self.cubic = CubicUpsample(None, 2, self.convention)
 
         self.nets = torch.nn.ModuleDict({"g": self.model, "d": self.disc})
@@ -247,82 +245,48 @@ class GanTask(Task):
         self.store_task = str(self.attrs.get("task", "sisr2d"))
         self.stores = (store_info("train", self.train_h5, self.attrs, len(self.train_ds)),
                        store_info("val", self.val_h5, self.val_attrs, len(self.val_ds)))
-        self._val_sets: dict[float, list[tuple[torch.Tensor, torch.Tensor]]] | None = None
-        self.baseline: dict[float, float] = {}
 
     def init_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
-        """The source's weights, with this training set's normalisation (the paper's training-set
+        """The source's weights with this training set's normalisation (the paper's training-set
         mean/std), not the source data's."""
         super().init_weights(state_dict)
         self.model.set_normalization(*self.norm)
 
-    def pair_scales(self) -> tuple[float, ...]:
-        """A pair store trains at its own scale only (train.scales, if given, must say the same)."""
-        scale = float(self.attrs["scale"])
-        if float(self.val_attrs.get("scale", scale)) != scale:
-            raise InputError(self.val_h5, f"scale {self.val_attrs.get('scale')} differs from the train store's {scale}")
-        if self.cfg.scales is not None and {float(s) for s in self.cfg.scales} != {scale}:
-            raise ValueError(f"train.scales {self.cfg.scales} disagrees with the pair store's scale {scale:g}")
-        lr_patch = list(self.train_ds.shapes["lr"])
-        if list(self.val_ds.shapes["lr"]) != lr_patch:
-            raise InputError(self.val_h5, f"LR patch {list(self.val_ds.shapes['lr'])} differs from the train "
-                                          f"store's {lr_patch}")
-        self.lr_patch = lr_patch
-        return training_scales(GanConfig.from_dict({"steps": 1, "batch_size": 1, "scales": [scale]}), self.arbitrary)
+    def lr_of(self, batch: dict, r: float) -> torch.Tensor:
+        """The batch's LR: a pair store's own, else made from HR at scale r."""
+        return batch["lr"] if self.paired else make_lr(batch["hr"], r, self.cfg.degradation, self.cfg.window)
 
-    def amp(self):
-        """bfloat16 autocast of the networks' forward passes when train.bf16 (losses in float32)."""
-        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16)
-
-    # -- data --------------------------------------------------------------------------------
     def prepare(self) -> None:
+        """Per val scale, the fixed (lr, hr) batches and the cubic baseline's PSNR on them."""
         tqdm.write(f"[train] {self.perceptual_status}", file=sys.stderr)
-        self.val_sets()
+        loader = DataLoader(self.val_ds, batch_size=self.cfg.batch_size, shuffle=False)
+        batches = list(islice(loader, self.cfg.val_max_batches))
+        self.val_sets = {r: [(self.lr_of(b, r), b["hr"]) for b in batches] for r in self.val_scales}
+        self.baseline = {r: float(torch.cat([psnr_per_sample(self.cubic(lr, hr.shape[2:]), hr) for lr, hr in pairs]).mean())
+                         for r, pairs in self.val_sets.items()}
         self.baseline_psnr = float(np.mean(list(self.baseline.values())))
 
     def batches(self, start: int):
         sampler = StepBatchSampler(self.seed, len(self.train_ds), self.cfg.batch_size, start, self.cfg.steps)
         return step_loader(self.train_ds, sampler, self.cfg, self.device)
 
-    def prepare_batch(self, batch: dict, step: int) -> tuple[torch.Tensor, torch.Tensor, float]:
-        """(lr, hr, r) for 0-based step `step`: flips on HR, then LR at the step's scale (pair
-        stores: the same flips on the stored LR)."""
-        lr_patch = self.lr_patch if self.paired else self.hr_patch
-        if self.cfg.augment:
-            plan = augment_plan(self.seed, step, len(batch["hr"]), self.hr_patch, lr_patch, self.convention,
-                                transposes=self.cfg.augment is True)
-            batch = augment_batch(batch, plan, (self.hr_patch, lr_patch))
-        r = step_scale(self.seed, step, self.scales)
-        lr = batch["lr"] if self.paired else make_lr(batch["hr"], r, self.cfg.degradation, self.cfg.window)
-        return lr.to(self.device), batch["hr"].to(self.device), r
-
-    def val_sets(self) -> dict[float, list[tuple[torch.Tensor, torch.Tensor]]]:
-        """Per val scale, the (lr, hr) batches (degradation is deterministic: built once, with the
-        cubic baseline's PSNR on them)."""
-        if self._val_sets is None:
-            loader = DataLoader(self.val_ds, batch_size=self.cfg.batch_size, shuffle=False)
-            batches = list(islice(loader, self.cfg.val_max_batches))
-            self._val_sets = {}
-            for r in self.val_scales:
-                pairs = [(b["lr"] if self.paired else make_lr(b["hr"], r, self.cfg.degradation, self.cfg.window),
-                          b["hr"]) for b in batches]
-                self._val_sets[r] = pairs
-                scores = [psnr_per_sample(self.cubic(lr, hr.shape[2:]), hr) for lr, hr in pairs]
-                self.baseline[r] = float(torch.cat(scores).mean())
-        return self._val_sets
-
-    # -- one step ----------------------------------------------------------------------------
     def step(self, batch: dict, step: int) -> torch.Tensor:
-        """One D update then one G update; returns the detached loss parts (loss_columns order)."""
-        lr, hr, r = self.prepare_batch(batch, step)
+        """One D update then one G update on (flipped HR, its LR at the step's scale); returns the
+        detached loss parts (loss_columns order)."""
+        if self.cfg.augment:
+            plan = augment_plan(self.seed, step, len(batch["hr"]), self.hr_patch, self.lr_patch, self.convention,
+                                transposes=self.cfg.augment is True)
+            batch = augment_batch(batch, plan, (self.hr_patch, self.lr_patch))
+        r = step_scale(self.seed, step, self.scales)
+        lr, hr = self.lr_of(batch, r).to(self.device), batch["hr"].to(self.device)
         cfg, opt, sched = self.cfg, self.optimizers, self.schedulers
-        with self.amp():
+        with autocast(self.device, cfg.bf16):
             sr = generate(self.model, lr, r, hr.shape[2:]).float()
         zero = torch.zeros((), device=hr.device)
-        loss_d = zero
+        loss_d = loss_adv = loss_perc = zero
         adversarial = cfg.adv_weight > 0
         if adversarial:
-            with self.amp():
+            with autocast(self.device, cfg.bf16):
                 real, fake = self.disc(hr).float(), self.disc(sr.detach()).float()
             loss_d = (F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
                       + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
@@ -330,14 +294,12 @@ class GanTask(Task):
             loss_d.backward()
             opt["d"].step()
         loss_l1 = F.l1_loss(sr, hr)
-        loss_adv = zero
         if adversarial:
             self.disc.requires_grad_(False)  # G's step needs gradients through D, not D's own
-            with self.amp():
+            with autocast(self.device, cfg.bf16):
                 logits = self.disc(sr).float()
             loss_adv = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
             self.disc.requires_grad_(True)
-        loss_perc = zero
         if self.perceptual is not None and cfg.perceptual_weight > 0:
             loss_perc = self.perceptual(sr, hr)
         loss = loss_l1 + cfg.adv_weight * loss_adv + cfg.perceptual_weight * loss_perc
@@ -349,15 +311,12 @@ class GanTask(Task):
             sched["d"].step()
         return torch.stack([loss, loss_l1, loss_adv, loss_perc, loss_d]).detach()
 
-    # -- validation ----------------------------------------------------------------------------
     @torch.no_grad()
     def validate_per_scale(self) -> dict[float, float]:
         self.model.eval()
-        out = {}
-        for r, pairs in self.val_sets().items():
-            scores = [psnr_per_sample(generate(self.model, lr.to(self.device), r, hr.shape[2:]),
-                                      hr.to(self.device)).cpu() for lr, hr in pairs]
-            out[r] = float(torch.cat(scores).mean())
+        out = {r: float(torch.cat([psnr_per_sample(generate(self.model, lr.to(self.device), r, hr.shape[2:]),
+                                                   hr.to(self.device)).cpu() for lr, hr in pairs]).mean())
+               for r, pairs in self.val_sets.items()}
         self.model.train()
         return out
 
@@ -395,6 +354,6 @@ class GanTask(Task):
         per_scale = self.validate_per_scale()
         lines = ["", "## Validation by scale (these weights)", "", "| scale | model PSNR | cubic PSNR |", "|---|---|---|",
                  *[f"| {format_scale(r)} | {v:.2f} dB | {self.baseline[r]:.2f} dB |" for r, v in sorted(per_scale.items())]]
-        if self.perceptual_status.startswith("perceptual term OFF"):
+        if self.perceptual is None:
             lines += ["", self.perceptual_status]
         return lines

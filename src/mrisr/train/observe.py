@@ -1,28 +1,64 @@
-"""Watching a run: progress lines for log files, the loss/PSNR curve PNG, optional TensorBoard.
+"""Watching a run: log.csv, progress lines for log files, the loss/PSNR curve PNG, TensorBoard.
 
-* `ProgressLines`: when stderr is not a terminal (a Snakemake/Slurm log file, where tqdm's
-  bar is off), one timestamped line per log row, at most every `every_s` seconds, with the
-  step rate and the ETA of the remaining steps.
-* `write_curves`: curves.png in the model folder — training loss (log scale) and
-  validation PSNR against step, from the log rows (matplotlib, Agg backend).
-* `TensorBoard`: event files in <model folder>/tb/ when `train.tensorboard` is on. Only then
-  is torch.utils.tensorboard imported; without the `tensorboard` package the run stops at
-  start-up with one line saying so.
+* `TrainLog`: log.csv, one row per log/val/checkpoint step (step, loss, lr, val_psnr, elapsed_s
+  and a kind's loss parts), appended and flushed as training goes. The rows also travel in
+  ckpt/last.pt: on resume the file is rewritten from them, so it always describes the one run
+  that produced the weights, even after Snakemake deleted it (a declared output).
+* `ProgressLines`: when stderr is not a terminal (a Snakemake/Slurm log file, where tqdm's bar
+  is off), one timestamped line per log row, at most every `every_s` seconds, with the ETA.
+* `write_curves`: curves.png — training loss (log scale) and validation PSNR against step.
+* `TensorBoard`: event files in <model folder>/tb/ when `train.tensorboard` is on; without the
+  `tensorboard` package the run stops at start-up with one line saying so.
 """
 
 from __future__ import annotations
 
+import csv
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from mrisr.io import atomic_path
 
+COLUMNS = ("step", "loss", "lr", "val_psnr", "elapsed_s")
+
+
+def format_row(step: int, losses: dict[str, float] | None, lr: float, val_psnr: float | None,
+               elapsed_s: float) -> dict[str, str]:
+    """One row as the strings written (losses: the kind's loss columns, first "loss")."""
+    row = {"step": str(step), "lr": f"{lr:.6g}", "val_psnr": "" if val_psnr is None else f"{val_psnr:.4f}",
+           "elapsed_s": f"{elapsed_s:.2f}"}
+    return row | {k: f"{v:.6g}" for k, v in (losses or {}).items()}
+
+
+class TrainLog:
+    """log.csv with the given loss columns; `rows` (from a checkpoint) are written first."""
+
+    def __init__(self, path: Path, loss_columns: tuple[str, ...], rows: list[dict]) -> None:
+        self.columns = (*COLUMNS[:1], loss_columns[0], *COLUMNS[2:], *loss_columns[1:])
+        self.rows = [{c: row.get(c, "") for c in self.columns} for row in rows]
+        with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=self.columns)
+            writer.writeheader()
+            writer.writerows(self.rows)
+        self._file = path.open("a", newline="")
+        self._writer = csv.DictWriter(self._file, fieldnames=self.columns)
+
+    def write(self, row: dict[str, str]) -> None:
+        self.rows.append({c: row.get(c, "") for c in self.columns})
+        self._writer.writerow(self.rows[-1])
+        self._file.flush()
+
+    def __enter__(self) -> "TrainLog":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._file.close()
+
 
 def format_duration(seconds: float) -> str:
-    s = int(round(max(seconds, 0.0)))
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+    return str(timedelta(seconds=round(max(seconds, 0.0))))  # h:mm:ss
 
 
 class ProgressLines:
@@ -35,8 +71,7 @@ class ProgressLines:
 
     def line(self, step: int, losses: dict[str, float], lr: float, now: float | None = None) -> str:
         now = time.monotonic() if now is None else now
-        done = step - self._step0
-        rate = done / max(now - self._t0, 1e-9)
+        rate = (step - self._step0) / max(now - self._t0, 1e-9)
         eta = format_duration((self.total - step) / rate) if rate > 0 else "?"
         stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         return (f"{stamp} [train] {self.label} step {step}/{self.total} ({100 * step / self.total:.0f}%) "
@@ -56,9 +91,8 @@ def write_curves(path: Path, rows: list[dict[str, str]], title: str, baseline: f
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    def series(key: str) -> tuple[list[int], list[float]]:
-        pts = [(int(r["step"]), float(r[key])) for r in rows if r.get(key) not in (None, "")]
-        return [p[0] for p in pts], [p[1] for p in pts]
+    def series(key: str) -> tuple[tuple[int, ...], tuple[float, ...]]:
+        return tuple(zip(*[(int(r["step"]), float(r[key])) for r in rows if r.get(key)])) or ((), ())
 
     fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(9, 3.4))
     steps, loss = series("loss")

@@ -1,10 +1,9 @@
 """Which patches, and which flips/transposes, step k trains on: a pure function of (seed, k).
 
 The training stream is the concatenation of per-epoch permutations drawn from
-default_rng([seed, STAGE_TRAIN, STREAM_ORDER, epoch]); step k takes stream items
-[k·B, (k+1)·B). Augmentations for step k come from default_rng([seed, STAGE_TRAIN,
-STREAM_AUGMENT, k]). A run resumed at step k therefore sees exactly the batches an
-uninterrupted run would, whatever happened before.
+default_rng([seed, STAGE_TRAIN, stream, epoch]); step k takes stream items [k·B, (k+1)·B).
+Augmentations for step k come from default_rng([seed, STAGE_TRAIN, STREAM_AUGMENT, k]). A run
+resumed at step k therefore sees exactly the batches an uninterrupted run would.
 """
 
 from __future__ import annotations
@@ -37,13 +36,10 @@ def batch_indices(seed: int, step: int, n: int, batch_size: int, stream: int = S
 
 
 class StepBatchSampler(Sampler[list]):
-    """Yields the batches of steps start..stop-1 for a DataLoader(batch_sampler=...).
-
-    With several stores (`sizes`, one stream id each) a batch is a list of index tuples,
-    one index per store, each store drawn from its own stream: UDEAN's unpaired source
-    and target patches, which must never come out paired even when the stores are cut at
-    the same places.
-    """
+    """The batches of steps start..stop-1 for a DataLoader(batch_sampler=...). With several
+    stores (`n` a tuple, one stream id each) a batch is a list of index tuples, each store
+    drawn from its own stream: UDEAN's unpaired source and target patches, which must never
+    come out paired even when the stores are cut at the same places."""
 
     def __init__(self, seed: int, n: int | tuple[int, ...], batch_size: int, start: int, stop: int,
                  streams: tuple[int, ...] = (STREAM_ORDER,)) -> None:
@@ -81,10 +77,10 @@ class Augment:
 def allowed_moves(hr_patch: Sequence[int], lr_patch: Sequence[int], convention: str) -> tuple[list[list[int]], list[int]]:
     """(groups of interchangeable axes, flippable axes) for this patch geometry.
 
-    Axes may be swapped only when both their HR and LR sizes match. A flip keeps the
-    LR samples on the HR grid only for the centre convention (x = (i+½)s−½ is
-    symmetric under i → n−1−i); under the corner convention (x = i·s) a flipped
-    pair is offset by s−1 HR pixels, so degraded axes are not flipped there.
+    Axes may be swapped only when both their HR and LR sizes match. A flip keeps the LR samples
+    on the HR grid only for the centre convention (x = (i+½)s−½ is symmetric under i → n−1−i);
+    under the corner convention (x = i·s) a flipped pair is offset by s−1 HR pixels, so degraded
+    axes are not flipped there.
     """
     groups: dict[tuple[int, int], list[int]] = {}
     for a, sizes in enumerate(zip(hr_patch, lr_patch)):
@@ -112,11 +108,8 @@ def augment_plan(seed: int, step: int, batch_size: int, hr_patch: Sequence[int],
 
 def augment_batch(batch: dict[str, torch.Tensor], plan: list[Augment],
                   patch_shapes: Sequence[Sequence[int]]) -> dict[str, torch.Tensor]:
-    """Apply each sample's Augment to every image key of a collated (B, ..., *spatial) batch.
-
-    Keys whose trailing axes are not one of `patch_shapes` (the HR and LR patch shapes),
-    e.g. per-frame phase codes, are not images and pass through unchanged.
-    """
+    """Each sample's Augment on every image key of a collated (B, ..., *spatial) batch; keys whose
+    trailing axes are not one of `patch_shapes` (e.g. per-frame phase codes) pass through."""
     shapes = {tuple(int(n) for n in s) for s in patch_shapes}
     d = len(plan[0].perm) if plan else 0
 

@@ -1,8 +1,6 @@
-"""Supervised training (`trainer: supervised`): L1 (or the model's own `loss`) + Adam on a pair store.
-
-The task the engine (`train.engine`) runs for every architecture trained on LR/HR pairs:
-EDSR, MINet (`ref` input), phase_vsr (clips), rcan3d (ts_rcan_*). Validation = mean
-per-patch PSNR on the val store; the card also gives the cubic baseline on the same patches.
+"""Supervised training (`trainer: supervised`): L1 (or the model's own `loss`) + Adam on a pair store:
+EDSR, MINet (`ref` input), phase_vsr (clips), rcan3d (ts_rcan_*). Validation = mean per-patch
+PSNR on the val store; the card also gives the cubic baseline on the same patches.
 """
 
 from __future__ import annotations
@@ -11,6 +9,7 @@ from itertools import islice
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from mrisr.errors import InputError
@@ -21,18 +20,23 @@ from mrisr.models.io import plain_scale
 from mrisr.patches.dataset import PatchDataset, store_attrs
 from mrisr.train.card import StoreInfo
 from mrisr.train.config import TrainConfig, fingerprint
-from mrisr.train.engine import Task, register_kind, step_loader
-from mrisr.train.losses import compute_loss, psnr_per_sample
+from mrisr.train.engine import Task, step_loader
 from mrisr.train.sampler import StepBatchSampler, augment_batch, augment_plan
 from mrisr.train.signals import ignore_stop_signals_in_worker
 
-GEOMETRY_ATTRS = ("task", "scale", "dims", "grid_convention", "hr_patch", "lr_patch")
+PSNR_MSE_FLOOR = 1e-10  # caps a perfect patch at 100 dB instead of inf
+
+
+def psnr_per_sample(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """PSNR (dB, data_range 1) of each sample, output clamped to [0, 1] as at evaluation."""
+    err = (output.float().clamp(0, 1) - target.float()) ** 2
+    return -10.0 * torch.log10(err.flatten(1).mean(dim=1).clamp_min(PSNR_MSE_FLOOR))
 
 
 def read_geometry(train_h5: Path, val_h5: Path) -> tuple[dict, dict]:
     """Both stores' attributes; the val store must describe the same problem as the train store."""
     train_attrs, val_attrs = store_attrs(train_h5), store_attrs(val_h5)
-    missing = [k for k in GEOMETRY_ATTRS if k not in train_attrs]
+    missing = [k for k in ("task", "scale", "dims", "grid_convention", "hr_patch", "lr_patch") if k not in train_attrs]
     if missing:
         raise InputError(train_h5, f"patch store lacks attributes {missing}")
     if len(train_attrs["hr_patch"]) != int(train_attrs["dims"]):
@@ -48,15 +52,17 @@ def memory_format(dims: int) -> torch.memory_format:
 
 
 def to_device(batch: dict[str, torch.Tensor], device: torch.device, fmt: torch.memory_format | None) -> dict:
-    out = {}
-    for k, v in batch.items():
-        v = v.to(device, non_blocking=True)
-        out[k] = v.contiguous(memory_format=fmt) if fmt is not None else v
-    return out
+    batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    return batch if fmt is None else {k: v.contiguous(memory_format=fmt) for k, v in batch.items()}
+
+
+def autocast(device: torch.device, bf16: bool):
+    """bfloat16 autocast of the forward passes when train.bf16 (every kind; losses in float32)."""
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16)
 
 
 def forward(model: torch.nn.Module, batch: dict, device: torch.device, bf16: bool) -> torch.Tensor:
-    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
+    with autocast(device, bf16):
         out = model(**{k: batch[k] for k in model.inputs})
     return out.float()  # loss and metrics in float32
 
@@ -108,8 +114,7 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, eta_min: 
     return None
 
 
-@register_kind("supervised")
-class SupervisedTask(Task):
+class SupervisedTask(Task, kind="supervised"):
     """One network, one Adam, L1 (or `model.loss`) on the store's pairs."""
 
     def __init__(self, model_cfg: dict, train_h5: Path, val_h5: Path, seed: int, device: torch.device) -> None:
@@ -122,6 +127,7 @@ class SupervisedTask(Task):
         self.nets = self.model
         keys = tuple(dict.fromkeys((*self.model.inputs, "hr")))
         self.train_ds, self.val_ds = PatchDataset(self.train_h5, keys), PatchDataset(self.val_h5, keys)
+        self.cfg = self.cfg.resolve_steps(len(self.train_ds))
         self.optimizers = {"model": torch.optim.Adam(self.model.parameters(), lr=self.cfg.lr)}
         self.schedulers = {"model": make_scheduler(self.optimizers["model"], self.cfg)}
         self.fingerprint = fingerprint(self.arch, self.args, self.cfg, self.seed,
@@ -142,7 +148,6 @@ class SupervisedTask(Task):
         self.store_task = str(self.attrs["task"])
         self.fmt = memory_format(self.geometry["dims"]) if self.cfg.channels_last else None
 
-    # -- engine interface ----------------------------------------------------------------------
     def prepare(self) -> None:
         self.val_loader = DataLoader(self.val_ds, batch_size=self.cfg.batch_size, shuffle=False,
                                      num_workers=self.cfg.num_workers, persistent_workers=self.cfg.num_workers > 0,
@@ -157,20 +162,21 @@ class SupervisedTask(Task):
     def prepare_batch(self, batch: dict, step: int) -> dict:
         """Augment on the CPU (a function of seed and step only), then move to the device."""
         if self.cfg.augment:
-            plan = augment_plan(self.seed, step, len(batch["hr"]), self.attrs["hr_patch"], self.attrs["lr_patch"],
-                                self.attrs["grid_convention"], transposes=self.cfg.augment is True)
-            batch = augment_batch(batch, plan, (self.attrs["hr_patch"], self.attrs["lr_patch"]))
+            geometry = (self.attrs["hr_patch"], self.attrs["lr_patch"])
+            plan = augment_plan(self.seed, step, len(batch["hr"]), *geometry, self.attrs["grid_convention"],
+                                transposes=self.cfg.augment is True)
+            batch = augment_batch(batch, plan, geometry)
         return to_device(batch, self.device, self.fmt)
 
     def step(self, batch: dict, step: int) -> torch.Tensor:
-        """One Adam step on L1 (or the model's loss). The loss stays on the device: reading it
-        every step would stall a GPU pipeline."""
+        """One Adam step on L1, or on the model's own `loss(output, batch)` when it has one."""
         batch = self.prepare_batch(batch, step)
         out = forward(self.model, batch, self.device, self.cfg.bf16)
         if out.shape != batch["hr"].shape:
             raise InputError(self.train_h5, f"model output {tuple(out.shape)} does not match HR patches "
                                             f"{tuple(batch['hr'].shape)}")
-        loss = compute_loss(self.model, out, batch)
+        loss_fn = getattr(self.model, "loss", None)
+        loss = loss_fn(out, batch) if callable(loss_fn) else F.l1_loss(out, batch["hr"])
         optimizer, scheduler = self.optimizers["model"], self.schedulers["model"]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

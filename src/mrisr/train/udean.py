@@ -1,14 +1,11 @@
-"""UDEAN training: unsupervised 3D SR from unpaired (or misaligned) source HR and target LR.
+"""UDEAN training (`trainer: udean`): unsupervised 3D SR from unpaired (or misaligned) source HR
+and target LR. Networks and paths are in mrisr.models.udean (`UdeanSystem`); here are the losses
+(paper eqs. 1–10) and `UdeanTask`, which validates like the supervised task (paired val store)
+and differs in its two unpaired input streams, two optimisers ("g", "d") with alternating
+updates and its card. Every loss term (and both critics' losses) is a log.csv column.
 
-Networks and paths are in mrisr.models.udean (`UdeanSystem`); this module holds the losses
-(paper eqs. 1–10) and `UdeanTask` (`trainer: udean`), which the engine (`train.engine`) runs
-like every kind (resume, signals, logging, best-weights selection); it reuses the supervised
-task's validation on the paired val store and changes only what differs: two unpaired input
-streams, two optimisers ("g", "d") with alternating updates, and the card. Every loss term
-(and both critics' losses) is a log.csv column.
-
-Losses — eqs. 1–10 as implemented (issue 12; paths in mrisr.models.udean). Where the paper
-(or its unpublished code) does not settle a detail, docs/fidelity.md marks the row READING.
+Losses — eqs. 1–10 as implemented (issue 12). Where the paper (or its unpublished code) does
+not settle a detail, docs/fidelity.md marks the row READING.
     (1) L1(a, b) = mean |a − b|
     (2) L_SSIM(a, b) = 1 − SSIM3D(a, b)   (Gaussian window σ = 1.5, 11 taps, truncated to the
         axis length on short axes — a 3-voxel-thick LR patch gets a 3-tap window there)
@@ -25,48 +22,43 @@ Losses — eqs. 1–10 as implemented (issue 12; paths in mrisr.models.udean). W
    (10) generator objective  λ1·L_icyc + λ2·L_fcyc + λ3·L_hr + λ4·L_lr + β·(λ5·L_G + λ6·L_fa),
         β = 0.01, λ5 = λ6 = 0.1: β weights only the adversarial terms (eqs. 4, 7); the log's
         degradation_adaptation / feature_adaptation columns hold β·L_G and β·L_fa.
-Discriminators (D_LR: X_t real vs X_{s~t} fake; D_F: f_t real vs f_s fake) take one L_D step on
-the detached outputs of the same forward after every generator step (CycleGAN's alternation).
-Adam(β = (0.9, 0.99), ε = 1e-8) for both; cosine learning rate from `train.lr` (paper 1e-4) to
-`lr_min` (1e-8) over `train.steps`.
+Both critics take one L_D step on the detached outputs of the same forward after every generator
+step (CycleGAN's alternation). Adam(β = (0.9, 0.99), ε = 1e-8) for both; cosine learning rate
+from `train.lr` (paper 1e-4) to `lr_min` (1e-8) over the run.
 
-Data: the source store's `hr` and the target store's `lr` — or `source_hr` and `target_lr` of one
-unpaired store (mrisr.patches.groups; pass it as both) — are drawn as two independent streams
-(different RNG streams, so that even stores cut at the same places from the same subjects —
-the misaligned flavour — never yield aligned pairs). The paired val store is used only to
-pick the best weights by PSNR, as for every other method (a benchmark convenience; a truly
-unsupervised deployment would keep the last weights).
+Data: one store's `source_hr` and `target_lr` (mrisr.patches.groups), or a pair store's `hr` and
+`lr`, drawn as two independent streams (different RNG streams, so that sides cut at the same
+places from the same subjects — the misaligned flavour — never come out aligned). The paired
+val store only picks the best weights by PSNR, as for every other method (a benchmark
+convenience; a truly unsupervised deployment would keep the last weights).
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
+from dataclasses import asdict, dataclass, field
 
 import h5py
 import torch
 from torch.utils.data import Dataset
 
-from mrisr.errors import InputError
 from mrisr.models import build_model, count_parameters
 from mrisr.models.udean import UdeanSystem
-from mrisr.patches.dataset import PatchDataset, store_attrs
-from mrisr.train.config import fingerprint
-from mrisr.train.engine import Engine, register_kind, resolve_device, step_loader
+from mrisr.patches.dataset import PatchDataset
+from mrisr.train.config import checked_config, fingerprint
+from mrisr.train.engine import step_loader
 from mrisr.train.sampler import StepBatchSampler, augment_batch, augment_plan
-from mrisr.train.supervised import SupervisedTask, make_scheduler, memory_format, store_info, to_device
+from mrisr.train.supervised import SupervisedTask, autocast, make_scheduler, store_info, to_device
 
 STREAM_SOURCE = 2  # RNG stream ids beside sampler.STREAM_ORDER (0) and STREAM_AUGMENT (1)
 STREAM_TARGET = 3
 SSIM_SIGMA = 1.5
 SSIM_TAPS = 11
 SSIM_K1, SSIM_K2 = 0.01, 0.03
-TERMS = ("image_cycle", "feature_cycle", "hr_consistency", "lr_consistency", "degradation_adaptation",
-         "feature_adaptation")
 DEFAULT_LAMBDAS = {"image_cycle": 1.0, "feature_cycle": 0.1, "hr_consistency": 1.0, "lr_consistency": 1.0,
-                   "degradation_adaptation": 0.1, "feature_adaptation": 0.1}
+                   "degradation_adaptation": 0.1, "feature_adaptation": 0.1}  # λ1 … λ6
+TERMS = tuple(DEFAULT_LAMBDAS)
 
 
 # ============================================================================ losses
@@ -195,21 +187,13 @@ class UdeanConfig:
     @classmethod
     def from_dict(cls, d: dict | None) -> "UdeanConfig":
         d = dict(d or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown udean settings {unknown}; accepted: {sorted(known)}")
-        lambdas = dict(DEFAULT_LAMBDAS)
         bad = sorted(set(d.get("lambdas") or {}) - set(TERMS))
         if bad:
             raise ValueError(f"unknown udean loss terms {bad}; accepted: {list(TERMS)}")
-        lambdas.update({k: float(v) for k, v in (d.get("lambdas") or {}).items()})
-        d["lambdas"] = lambdas
+        d["lambdas"] = {**DEFAULT_LAMBDAS, **{k: float(v) for k, v in (d.get("lambdas") or {}).items()}}
         if "adam_betas" in d:
             d["adam_betas"] = tuple(float(b) for b in d["adam_betas"])
-        cfg = cls(**d)
-        cfg.validate()
-        return cfg
+        return checked_config(cls, d, "udean")
 
     def validate(self) -> None:
         if not 0.0 <= self.alpha <= 1.0:
@@ -222,11 +206,6 @@ class UdeanConfig:
         if self.lr_min < 0 or len(self.adam_betas) != 2:
             raise ValueError("udean.lr_min must be >= 0 and udean.adam_betas a pair")
 
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["adam_betas"] = list(self.adam_betas)
-        return d
-
 
 # ============================================================================ data
 def unpaired_sampler(seed: int, n_source: int, n_target: int, batch_size: int, start: int,
@@ -236,69 +215,35 @@ def unpaired_sampler(seed: int, n_source: int, n_target: int, batch_size: int, s
 
 
 class UnpairedDataset(Dataset):
-    """Item (i, j) → {"hr": source[i] HR patch, "lr": target[j] LR patch}."""
+    """Item (i, j) → {"hr": source patch i, "lr": target patch j} of one store: its `source_hr`
+    and `target_lr` (a UDEAN group store) when present, else its `hr` and `lr`."""
 
-    def __init__(self, source: PatchDataset, target: PatchDataset, source_key: str = "hr",
-                 target_key: str = "lr") -> None:
-        self.source, self.target = source, target
-        self.source_key, self.target_key = source_key, target_key
+    def __init__(self, path) -> None:
+        with h5py.File(path, "r") as f:
+            self.keys = ("source_hr", "target_lr") if "source_hr" in f else ("hr", "lr")
+        self.source, self.target = (PatchDataset(path, (k,)) for k in self.keys)
 
     def __len__(self) -> int:
         return max(len(self.source), len(self.target))
 
     def __getitem__(self, ij: tuple[int, int]) -> dict[str, torch.Tensor]:
         i, j = ij
-        return {"hr": self.source[i][self.source_key], "lr": self.target[j][self.target_key]}
-
-
-def stream_key(path: Path, unpaired: str, paired: str) -> str:
-    """The dataset a stream reads: the unpaired store's `source_hr`/`target_lr` (one file holding
-    both, DESIGN.md) when present, else a paired store's `hr`/`lr`."""
-    with h5py.File(path, "r") as f:
-        return unpaired if unpaired in f else paired
-
-
-def check_source(source_h5: Path, target_attrs: dict) -> dict:
-    """The source store's attributes; it must share scale and dims with the target and have
-    HR patches divisible by the scale (E_D brings them onto the LR grid by striding)."""
-    attrs = store_attrs(source_h5)
-    for k in ("scale", "dims"):
-        if attrs.get(k) != target_attrs[k]:
-            raise InputError(source_h5, f"attribute {k}={attrs.get(k)!r} differs from the target store's {target_attrs[k]!r}")
-    s = round(float(attrs["scale"]))
-    hr_patch = [int(n) for n in attrs.get("hr_patch", [])]
-    if len(hr_patch) != 3 or any(n % s for n in hr_patch):
-        raise InputError(source_h5, f"hr_patch {hr_patch} must be three sizes divisible by the scale {s}")
-    return attrs
+        return {"hr": self.source[i][self.keys[0]], "lr": self.target[j][self.keys[1]]}
 
 
 # ============================================================================ task
-def set_requires_grad(params, flag: bool) -> None:
-    for p in params:
-        p.requires_grad_(flag)
-
-
-@register_kind("udean")
-class UdeanTask(SupervisedTask):
+class UdeanTask(SupervisedTask, kind="udean"):
     """Unpaired source/target streams and alternating G/D updates; validation as supervised.
-
-    `self.model` is the inference net (`udean`: validated, saved as model.pt); `self.nets` =
-    `self.system` holds every trained network and is what ckpt/last.pt stores. The train
-    store is both source (`source_hr`, or `hr` of `source_h5`) and target (`target_lr`/`lr`).
-    """
+    `model` is the inference net (`udean`, saved as model.pt); `nets` = `system` holds every
+    trained network (ckpt/last.pt)."""
 
     loss_columns = ("loss", *TERMS, "d_lr", "d_feat")
 
-    def __init__(self, model_cfg: dict, train_h5: Path, val_h5: Path, seed: int, device: torch.device,
-                 source_h5: Path | None = None) -> None:
+    def __init__(self, model_cfg: dict, train_h5, val_h5, seed: int, device: torch.device) -> None:
         self.setup_stores(model_cfg, train_h5, val_h5, seed, device)
         if self.arch != "udean":
             raise ValueError(f"trainer udean trains arch 'udean', got {self.arch!r}")
-        self.source_h5 = Path(source_h5 or train_h5)
         self.ucfg = u = UdeanConfig.from_dict(model_cfg.get("udean"))
-        self.source_attrs = check_source(self.source_h5, self.attrs)
-        self.fmt = memory_format(3) if self.cfg.channels_last else None
-
         torch.manual_seed(self.seed)  # model init
         sr = build_model(self.arch, **self.geometry, **self.args)
         self.system = UdeanSystem(sr, grid_convention=self.geometry["grid_convention"], deg_layers=u.deg_layers,
@@ -309,63 +254,51 @@ class UdeanTask(SupervisedTask):
             self.system = self.system.to(memory_format=self.fmt)
         self.system.train()
         self.model, self.nets = self.system.sr, self.system
-        source_key = stream_key(self.source_h5, "source_hr", "hr")
-        target_key = stream_key(self.train_h5, "target_lr", "lr")
-        self.source_ds = PatchDataset(self.source_h5, (source_key,))
-        self.target_ds = PatchDataset(self.train_h5, (target_key,))
-        self.train_ds = UnpairedDataset(self.source_ds, self.target_ds, source_key, target_key)
+        self.train_ds = UnpairedDataset(self.train_h5)
         self.val_ds = PatchDataset(self.val_h5, ("lr", "hr"))
+        self.cfg = self.cfg.resolve_steps(len(self.train_ds))  # an epoch: a pass over the larger stream
         params = {"g": self.system.generator_parameters(), "d": self.system.discriminator_parameters()}
         self.optimizers = {k: torch.optim.Adam(v, lr=self.cfg.lr, betas=tuple(u.adam_betas), eps=u.adam_eps)
                            for k, v in params.items()}
         self.schedulers = {k: make_scheduler(opt, self.cfg, u.lr_min) for k, opt in self.optimizers.items()}
-        self.stores = (store_info("source (hr)", self.source_h5, self.source_attrs, len(self.source_ds)),
-                       store_info("target (lr)", self.train_h5, self.attrs, len(self.target_ds)),
+        self.stores = (store_info("source (hr)", self.train_h5, self.attrs, len(self.train_ds.source)),
+                       store_info("target (lr)", self.train_h5, self.attrs, len(self.train_ds.target)),
                        store_info("val", self.val_h5, self.val_attrs, len(self.val_ds)))
-        data_hash = f"{self.source_attrs.get('config_hash', '')}+{self.attrs.get('config_hash', '')}"
-        self.fingerprint = fingerprint(self.arch, {**self.args, "udean": u.to_dict()}, self.cfg, self.seed,
-                                       data_hash, str(self.val_attrs.get("config_hash", "")))
+        h = self.attrs.get("config_hash", "")  # source+target hash: one store holds both sides
+        self.fingerprint = fingerprint(self.arch, {**self.args, "udean": asdict(u)}, self.cfg, self.seed, f"{h}+{h}",
+                                       str(self.val_attrs.get("config_hash", "")))
 
     def batches(self, start: int):
-        sampler = unpaired_sampler(self.seed, len(self.source_ds), len(self.target_ds), self.cfg.batch_size, start,
-                                   self.cfg.steps)
+        sampler = unpaired_sampler(self.seed, len(self.train_ds.source), len(self.train_ds.target),
+                                   self.cfg.batch_size, start, self.cfg.steps)
         return step_loader(self.train_ds, sampler, self.cfg, self.device)
 
     def prepare_batch(self, batch: dict, step: int) -> dict:
-        """Grid-preserving flips/transposes, drawn independently for the source and target halves."""
+        """Grid-preserving flips (and transposes), drawn independently for the source and target halves."""
         if self.cfg.augment:
-            b, s = len(batch["hr"]), round(float(self.attrs["scale"]))
-            src_hr = list(self.source_attrs["hr_patch"])
-            src_geometry = (src_hr, [n // s for n in src_hr])
-            tgt_geometry = (self.attrs["hr_patch"], self.attrs["lr_patch"])
-            conv = self.attrs["grid_convention"]
-            src_plan = augment_plan(self.seed, step, 2 * b, *src_geometry, conv)[:b]
-            tgt_plan = augment_plan(self.seed, step, 2 * b, *tgt_geometry, conv)[b:]
-            batch = {**augment_batch({"hr": batch["hr"]}, src_plan, src_geometry),
-                     **augment_batch({"lr": batch["lr"]}, tgt_plan, tgt_geometry)}
+            b, geometry = len(batch["hr"]), (self.attrs["hr_patch"], self.attrs["lr_patch"])
+            plan = augment_plan(self.seed, step, 2 * b, *geometry, self.attrs["grid_convention"],
+                                transposes=self.cfg.augment is True)
+            batch = {**augment_batch({"hr": batch["hr"]}, plan[:b], geometry),
+                     **augment_batch({"lr": batch["lr"]}, plan[b:], geometry)}
         return to_device(batch, self.device, self.fmt)
 
-    def step(self, batch: dict, step: int | None = None) -> torch.Tensor:
-        """One generator step (critics frozen), then one critic step on the detached outputs.
-
-        `step` None: the batch is used as it is (already on the device, not augmented). Returns
-        the weighted generator loss, each term and both critics' losses (loss_columns order).
-        """
-        if step is not None:
-            batch = self.prepare_batch(batch, step)
+    def step(self, batch: dict, step: int) -> torch.Tensor:
+        """One generator step (critics frozen), then one critic step on the detached outputs."""
+        batch = self.prepare_batch(batch, step)
         x_s, x_t = batch["hr"], batch["lr"]
         u, sys_, opt = self.ucfg, self.system, self.optimizers
-        d_params = sys_.discriminator_parameters()
-        set_requires_grad(d_params, False)
-        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16):
+        critics = torch.nn.ModuleList([sys_.d_lr, sys_.d_feat])
+        critics.requires_grad_(False)
+        with autocast(self.device, self.cfg.bf16):
             out = sys_(x_s, x_t)
             g_terms = generator_terms(sys_, out, x_s, x_t, u.alpha, u.beta)
         g_loss = weighted_sum(g_terms, u.lambdas)
         opt["g"].zero_grad(set_to_none=True)
         g_loss.backward()
         opt["g"].step()
-        set_requires_grad(d_params, True)
-        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16):
+        critics.requires_grad_(True)
+        with autocast(self.device, self.cfg.bf16):
             d_terms = discriminator_terms(sys_, out, x_t)
         opt["d"].zero_grad(set_to_none=True)
         (d_terms["d_lr"] + d_terms["d_feat"]).backward()
@@ -394,18 +327,4 @@ class UdeanTask(SupervisedTask):
                 f"{u.lr_dec_groups} groups × {u.lr_dec_blocks} blocks, "
                 f"VGG critics {u.disc_stages} stages from {u.disc_feats} feats; "
                 f"{count_parameters(self.system):,} trainable parameters in all",
-                f"- udean settings: `{json.dumps(u.to_dict(), sort_keys=True)}`"]
-
-
-def train_udean(model_cfg: dict, source_h5: Path, target_h5: Path, val_h5: Path, out_dir: Path, seed: int,
-                device: str = "auto") -> Path:
-    """Train UDEAN on a source-HR store (its `hr`) and a target-LR store (its `lr`) — or one store
-    with `source_hr` and `target_lr`, given as both — validating on a paired store; returns the
-    path of model.pt (the `udean` inference net). `mrisr train` runs the one-store form through
-    `engine.train_model` (`trainer: udean`)."""
-    task = UdeanTask(model_cfg, Path(target_h5), Path(val_h5), int(seed), resolve_device(device), Path(source_h5))
-    return Engine(task, Path(out_dir)).run()
-
-
-__all__ = ["UdeanConfig", "UdeanTask", "discriminator_terms", "generator_terms", "lsgan_d", "lsgan_g",
-           "pixel_loss", "ssim3d", "ssim_loss", "train_udean"]
+                f"- udean settings: `{json.dumps(asdict(u), sort_keys=True)}`"]
