@@ -80,6 +80,9 @@ def fixture_config(name: str, tmp_path: Path, archive_for: str | None = None) ->
             d["raw"] = {"archive": str(tmp_path / f"{ds}.zip"), "sha256": digest}
         else:
             d["raw"] = {"dir": str(raw)}
+        if d["reader"] == "fastmri":  # the fixture's own pair list, split by ratios (not MINet's published lists)
+            d["reader_options"]["pairs"] = "pairs.csv"
+            d["split"] = [3, 1, 1]
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path, cfg

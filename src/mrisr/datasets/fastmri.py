@@ -203,8 +203,13 @@ class FastmriReader:
         return files
 
     def _pairs_path(self, raw_dir: Path) -> Path:
+        """A relative `pairs` is looked up in the raw folder first (a list shipped with the data),
+        then from the working directory (e.g. config/minet_fastmri/pairs.csv of this repository)."""
         p = Path(self.pairs)
-        return p if p.is_absolute() else Path(raw_dir) / p
+        if p.is_absolute():
+            return p
+        in_raw = Path(raw_dir) / p
+        return p if not in_raw.exists() and p.exists() else in_raw
 
     def _pair_map(self, raw_dir: Path) -> dict[str, str]:
         return dict(read_pairs(self._pairs_path(raw_dir)))
