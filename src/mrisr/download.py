@@ -231,16 +231,20 @@ def local_archive(src: dict, cache_dir: Path, out: TextIO) -> Path:
     return path
 
 
-def _previous_entries(out_dir: Path) -> list[str]:
-    """Top-level entries the previous download wrote (its marker's list), safe names only."""
-    marker = out_dir / MARKER
+def marker_entries(marker: Path) -> list:
+    """The `entries` an earlier run listed in its marker file ([] when absent or unreadable)."""
     if not marker.is_file():
         return []
     try:
-        entries = read_json(marker).get("entries", [])
+        return read_json(marker).get("entries", [])
     except (InputError, AttributeError):
-        entries = []
-    return [e for e in entries if isinstance(e, str) and "/" not in e and e not in ("", ".", "..", MARKER)]
+        return []
+
+
+def _previous_entries(out_dir: Path) -> list[str]:
+    """Top-level entries the previous download wrote (its marker's list), safe names only."""
+    return [e for e in marker_entries(out_dir / MARKER)
+            if isinstance(e, str) and "/" not in e and e not in ("", ".", "..", MARKER)]
 
 
 def _check_no_clash(out_dir: Path, entries: list[str], previous: list[str]) -> None:
@@ -253,7 +257,8 @@ def _check_no_clash(out_dir: Path, entries: list[str], previous: list[str]) -> N
                                               f"({', '.join(theirs[:5])}): move yours away or pick another folder")
 
 
-def _remove(path: Path) -> None:
+def remove_path(path: Path) -> None:
+    """Delete a file, link or folder tree (a no-op when it is not there)."""
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)
     elif path.exists() or path.is_symlink():
@@ -272,7 +277,7 @@ def materialise(spec: dict, out_dir: Path, cache_dir: Path, out: TextIO | None =
     sources = sources_of(spec)
     archives = [local_archive(src, cache_dir, out) for src in sources]  # all verified before any extraction
     staging = out_dir / ".extracting"
-    _remove(staging)
+    remove_path(staging)
     try:
         for k, archive in enumerate(archives):
             print(f"extracting {archive.name}", file=out, flush=True)
@@ -281,7 +286,7 @@ def materialise(spec: dict, out_dir: Path, cache_dir: Path, out: TextIO | None =
             for entry in part.iterdir():  # merge archives (e.g. DSB train.zip + validate.zip)
                 target = staging / "merged" / entry.name
                 target.parent.mkdir(parents=True, exist_ok=True)
-                _remove(target)
+                remove_path(target)
                 os.replace(entry, target)
             shutil.rmtree(part)
         merged = staging / "merged"
@@ -294,11 +299,11 @@ def materialise(spec: dict, out_dir: Path, cache_dir: Path, out: TextIO | None =
         _check_no_clash(out_dir, entries, previous)  # before anything in out_dir changes
         (out_dir / MARKER).unlink(missing_ok=True)  # from here on the folder is incomplete until the new marker
         for name in set(previous) | set(entries):
-            _remove(out_dir / name)
+            remove_path(out_dir / name)
         for name in entries:
             os.replace(merged / name, out_dir / name)
     finally:
-        _remove(staging)
+        remove_path(staging)
     record = {"sources": [{**({"url": redact(s["url"])} if "url" in s else {"archive": s["archive"]}),
                            "sha256": file_sha256(a) if not s.get("sha256") else s["sha256"].lower()}
                           for s, a in zip(sources, archives)],

@@ -30,9 +30,9 @@ import sys
 from pathlib import Path, PurePosixPath
 from typing import TextIO
 
-from mrisr.download import check_sha256, file_sha256
+from mrisr.download import check_sha256, file_sha256, marker_entries, remove_path
 from mrisr.errors import InputError
-from mrisr.io import read_json, write_json
+from mrisr.io import write_json
 
 MARKER = "installed.json"
 NOTICE = "NOTICE.md"
@@ -167,23 +167,9 @@ def notice_text(entry: dict, version: str | None) -> str:
     return "\n".join(out) + "\n"
 
 
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
-
-
 def _previous_subjects(out_dir: Path) -> list[str]:
     """Subject folders the previous run wrote (its marker's list), safe names only."""
-    marker = out_dir / MARKER
-    if not marker.is_file():
-        return []
-    try:
-        entries = read_json(marker).get("entries", [])
-    except (InputError, AttributeError):
-        entries = []
-    return [e for e in entries if isinstance(e, str) and _SUBJECT.match(e)]
+    return [e for e in marker_entries(out_dir / MARKER) if isinstance(e, str) and _SUBJECT.match(e)]
 
 
 def install_scans(spec: list, out_dir: Path, out: TextIO | None = None) -> dict:
@@ -201,7 +187,7 @@ def install_scans(spec: list, out_dir: Path, out: TextIO | None = None) -> dict:
                                               "move it away or pick another subject name")
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = out_dir / STAGING
-    _remove(staging)
+    remove_path(staging)
     sources = []
     try:
         for e, src in zip(entries, files):
@@ -217,11 +203,11 @@ def install_scans(spec: list, out_dir: Path, out: TextIO | None = None) -> dict:
             print(f"{e['package']}/{e['path']} -> {e['subject']}/{src.name} (sha256 ok)", file=out, flush=True)
         (out_dir / MARKER).unlink(missing_ok=True)  # from here on the folder is incomplete until the new marker
         for name in set(previous) | {e["subject"] for e in entries}:
-            _remove(out_dir / name)
+            remove_path(out_dir / name)
         for e in entries:
             os.replace(staging / e["subject"], out_dir / e["subject"])
     finally:
-        _remove(staging)
+        remove_path(staging)
     record = {"sources": sources, "entries": [e["subject"] for e in entries]}
     write_json(out_dir / MARKER, record)
     return record
