@@ -8,7 +8,9 @@ round by round and each reports the median over rounds.
 from __future__ import annotations
 
 import json
+import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,6 +22,20 @@ import numpy as np
 SRC = Path(__file__).resolve().parents[1] / "src"
 if str(SRC) not in sys.path:
     sys.path.insert(0, str(SRC))
+
+
+def snakemake_cpu(work: Path, args: list[str]) -> tuple[float, str]:
+    """(CPU seconds of the Snakemake process from wait4, its output) of `snakemake ARGS` run with
+    this checkout's mrisr importable; exits with the output's tail when Snakemake fails."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(SRC), os.environ.get("PYTHONPATH")) if p)}
+    proc = subprocess.Popen([sys.executable, "-m", "snakemake", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out = proc.stdout.read().decode()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.stdout.close()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"snakemake failed in {work}:\n{out[-3000:]}")
+    return usage.ru_utime + usage.ru_stime, out
 
 
 def interleaved_medians(cases: dict[str, Callable[[], object]], rounds: int, warmup: int = 1,

@@ -19,19 +19,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import yaml
 
-from _common import SRC
+from _common import snakemake_cpu
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -100,18 +97,12 @@ def trivial_workdir(root: Path, n: int) -> tuple[Path, list[str]]:
 def run_touch(work: Path, argv: list[str]) -> tuple[float, int]:
     """(CPU seconds of the Snakemake process, jobs run) of one `snakemake --touch` over the DAG."""
     shutil.rmtree(work / ".snakemake", ignore_errors=True)  # no metadata left from an earlier round
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(SRC), os.environ.get("PYTHONPATH")) if p)}
-    cmd = [sys.executable, "-m", "snakemake", *argv, "--directory", str(work), "--cores", "1", "--touch"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    out = proc.stdout.read().decode()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.stdout.close()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"snakemake failed in {work}:\n{out[-3000:]}")
+    cmd = [*argv, "--directory", str(work), "--cores", "1", "--touch"]
+    cpu, out = snakemake_cpu(work, cmd)
     m = re.search(r"(\d+) of \1 steps \(100%\) done", out)
     if not m:
         raise SystemExit(f"no job count in the output of {cmd}:\n{out[-3000:]}")
-    return usage.ru_utime + usage.ru_stime, int(m.group(1))
+    return cpu, int(m.group(1))
 
 
 def main() -> None:

@@ -14,15 +14,12 @@ the Snakemake process median over interleaved rounds, and the ratio fixed / stoc
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-from _common import SRC
+from _common import snakemake_cpu
 
 BODY = '''
 rule all:
@@ -45,17 +42,9 @@ def run(work: Path, n: int, wait: float) -> float:
     """CPU seconds of the Snakemake process over one run."""
     for sub in ("quick", "long", ".snakemake"):
         shutil.rmtree(work / sub, ignore_errors=True)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(SRC), os.environ.get("PYTHONPATH")) if p)}
     (work / "config.yaml").write_text(f"n: {n}\nwait: {wait}\n")
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(work / "Snakefile"), "--directory", str(work),
-           "--configfile", str(work / "config.yaml"), "--cores", "2"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    out = proc.stdout.read().decode()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.stdout.close()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"snakemake failed in {work}:\n{out[-3000:]}")
-    return usage.ru_utime + usage.ru_stime
+    return snakemake_cpu(work, ["--snakefile", str(work / "Snakefile"), "--directory", str(work),
+                                "--configfile", str(work / "config.yaml"), "--cores", "2"])[0]
 
 
 def main() -> None:
