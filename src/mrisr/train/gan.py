@@ -42,11 +42,13 @@ from mrisr.degrade.patch import degrade_patches
 from mrisr.degrade.pipeline import CONVENTION_OF_MODE, MODES
 from mrisr.errors import InputError
 from mrisr.grid import format_scale, integer_scale
+from mrisr.losses.adversarial import bce_d, bce_g
+from mrisr.losses.perceptual import PerceptualLoss
 from mrisr.models import build_model, count_parameters
 from mrisr.models.common import CubicUpsample
 from mrisr.models.io import plain_scale
 from mrisr.models.srgan import Discriminator  # (importing registers srgan; meta_srgan via mrisr.models)
-from mrisr.models.vgg19 import PerceptualLoss, load_vgg19_features
+from mrisr.models.vgg19 import load_vgg19_features
 from mrisr.patches.dataset import PatchDataset, store_attrs
 from mrisr.train.card import AUGMENT_TEXT
 from mrisr.train.config import TrainConfig, fingerprint
@@ -288,8 +290,7 @@ class GanTask(Task, kind="adversarial"):
         if adversarial:
             with autocast(self.device, cfg.bf16):
                 real, fake = self.disc(hr).float(), self.disc(sr.detach()).float()
-            loss_d = (F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
-                      + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
+            loss_d = bce_d(real, fake)
             opt["d"].zero_grad(set_to_none=True)
             loss_d.backward()
             opt["d"].step()
@@ -298,7 +299,7 @@ class GanTask(Task, kind="adversarial"):
             self.disc.requires_grad_(False)  # G's step needs gradients through D, not D's own
             with autocast(self.device, cfg.bf16):
                 logits = self.disc(sr).float()
-            loss_adv = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+            loss_adv = bce_g(logits)
             self.disc.requires_grad_(True)
         if self.perceptual is not None and cfg.perceptual_weight > 0:
             loss_perc = self.perceptual(sr, hr)
