@@ -19,6 +19,7 @@ from mrisr.grid import Grid, cubic_upsample
 from mrisr.losses import adversarial as A, pixel as P, udean as L
 from mrisr.models import build_model, load_model, save_model
 from mrisr.models.udean import UDEAN, ConvEncoder, RCANDecoder, UdeanSystem, VGGDiscriminator3D
+from mrisr.patches.sampler import unpaired_sampler
 from mrisr.train import train_model
 from mrisr.train import udean as U
 
@@ -336,8 +337,8 @@ def train_critics(system: UdeanSystem, batch: dict, steps: int) -> None:
 
 # ---------------------------------------------------------------------------- data streams, config
 def test_unpaired_streams_are_reproducible_and_not_paired():
-    a = list(U.unpaired_sampler(5, 16, 16, 4, 0, 8))
-    assert a[3:] == list(U.unpaired_sampler(5, 16, 16, 4, 3, 8))  # resume mid-epoch
+    a = list(unpaired_sampler(5, 16, 16, 4, 0, 8))
+    assert a[3:] == list(unpaired_sampler(5, 16, 16, 4, 3, 8))  # resume mid-epoch
     src = [i for batch in a for i, _ in batch]
     tgt = [j for batch in a for _, j in batch]
     assert sorted(src[:16]) == list(range(16)) and sorted(tgt[:16]) == list(range(16))  # epochs

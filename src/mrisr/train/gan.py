@@ -13,7 +13,7 @@ every lr_decay_every steps (paper: 60k of 360k, so steps/6 by default). The perc
 a local VGG19 weights file (`train.vgg_weights`, `mrisr.models.vgg19`); without one the run says so
 on stderr and in card.md and trains without it.
 
-Stores: HR-only `hr` (N, H, W) in [0, 1] (`mrisr.patches.hr_store`), or an ordinary pair store
+Stores: HR-only `hr` (N, H, W) in [0, 1] (`mrisr.patches.hr_store`; read by `patches.dataset.hr_or_pair_dataset`), or an ordinary pair store
 (`lr`, `hr`, attr `scale`: the fixed-×s baselines), whose LR and scale are used as they are. The
 generator normalises by the train store's HR mean/std (model buffers, `models.meta_srgan`).
 Validation: mean PSNR over `val_scales`. model.pt's `scale` is the largest training scale (an
@@ -23,14 +23,12 @@ arbitrary-scale model's default r; any r ≥ 1 runs).
 from __future__ import annotations
 
 import json
-import math
 import sys
 from dataclasses import dataclass, replace
 from itertools import islice
 from pathlib import Path
 from typing import ClassVar
 
-import h5py
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -49,14 +47,14 @@ from mrisr.models.common import CubicUpsample
 from mrisr.models.io import plain_scale
 from mrisr.models.srgan import Discriminator  # (importing registers srgan; meta_srgan via mrisr.models)
 from mrisr.models.vgg19 import load_vgg19_features
-from mrisr.patches.dataset import PatchDataset, store_attrs
+from mrisr.patches.augment import augment_batch, augment_plan
+from mrisr.patches.dataset import hr_mean_std, hr_or_pair_dataset
+from mrisr.patches.sampler import STAGE_TRAIN, STREAM_SCALE, StepBatchSampler
 from mrisr.train.card import AUGMENT_TEXT
 from mrisr.train.config import TrainConfig, fingerprint
 from mrisr.train.engine import Task, step_loader
-from mrisr.train.sampler import STAGE_TRAIN, StepBatchSampler, augment_batch, augment_plan
 from mrisr.train.supervised import autocast, make_scheduler, psnr_per_sample, store_info
 
-STREAM_SCALE = 2  # after sampler's STREAM_ORDER (0) and STREAM_AUGMENT (1)
 META_SR_SCALES: tuple[float, ...] = tuple(round(1.0 + 0.1 * k, 1) for k in range(1, 31))  # 1.1 … 4.0
 
 
@@ -122,38 +120,6 @@ def step_scale(seed: int, step: int, scales: tuple[float, ...]) -> float:
     return float(scales[int(rng.integers(len(scales)))])
 
 
-def hr_store(path: Path) -> tuple[PatchDataset, dict]:
-    """Dataset over `hr` (and `lr` for a pair store) and the store's attributes; 2D patches."""
-    if not path.is_file():
-        raise InputError(path, "patch store not found")
-    with h5py.File(path, "r") as f:
-        paired = "lr" in f
-    ds = PatchDataset(path, ("lr", "hr") if paired else ("hr",))
-    if any(len(shape) != 2 for shape in ds.shapes.values()):
-        raise InputError(path, f"GAN training needs 2D HR patches (N, H, W), got per-sample shapes {ds.shapes}")
-    if len(ds) < 1:
-        raise InputError(path, "empty patch store")
-    attrs = store_attrs(path)
-    if paired and "scale" not in attrs:
-        raise InputError(path, "pair store without a `scale` attribute")
-    return ds, attrs
-
-
-def store_mean_std(path: Path, chunk: int = 512) -> tuple[float, float]:
-    """Mean and (population) std of the store's HR voxels, read in chunks, float64 sums."""
-    total, total_sq, count = 0.0, 0.0, 0
-    with h5py.File(path, "r") as f:
-        hr = f["hr"]
-        for start in range(0, hr.shape[0], chunk):
-            x = np.asarray(hr[start:start + chunk], dtype=np.float64)
-            total, total_sq, count = total + x.sum(), total_sq + (x * x).sum(), count + x.size
-    mean = total / count
-    std = math.sqrt(max(total_sq / count - mean * mean, 0.0))
-    if not std > 0:
-        raise InputError(path, "HR patches are constant (std 0): cannot normalise")
-    return mean, std
-
-
 def make_lr(hr: torch.Tensor, scale: float, mode: str, window: str) -> torch.Tensor:
     """(B, 1, H, W) HR patches → (B, 1, h, w) LR by the configured degradation, on the CPU,
     without wrap-around at the patch borders (`degrade.patch`)."""
@@ -185,8 +151,8 @@ class GanTask(Task, kind="adversarial"):
         if unknown:
             raise ValueError(f"unknown GAN model config keys {unknown}; accepted: trainer, arch, args, disc, train")
         self.cfg = GanConfig.from_dict(dict(model_cfg.get("train") or {}))
-        self.train_ds, self.attrs = hr_store(self.train_h5)
-        self.val_ds, self.val_attrs = hr_store(self.val_h5)
+        self.train_ds, self.attrs = hr_or_pair_dataset(self.train_h5)
+        self.val_ds, self.val_attrs = hr_or_pair_dataset(self.val_h5)
         self.cfg = self.cfg.resolve_steps(len(self.train_ds))
         self.hr_patch = self.lr_patch = list(self.train_ds.shapes["hr"])
         self.paired = "lr" in self.train_ds.shapes
@@ -225,7 +191,7 @@ class GanTask(Task, kind="adversarial"):
         if not hasattr(self.model, "set_normalization"):
             raise ValueError(f"model {self.arch!r} has no set_normalization(); GAN training supports srgan, meta_srgan")
         self.disc = Discriminator(**self.disc_args)
-        self.norm = store_mean_std(self.train_h5)
+        self.norm = hr_mean_std(self.train_h5)
         self.model.set_normalization(*self.norm)
         self.model.to(self.device).train()
         self.disc.to(self.device).train()

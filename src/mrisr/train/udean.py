@@ -20,22 +20,17 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
-import h5py
 import torch
-from torch.utils.data import Dataset
 
 from mrisr.losses.udean import DEFAULT_LAMBDAS, TERMS, discriminator_terms, generator_terms, weighted_sum
 from mrisr.models import build_model, count_parameters
 from mrisr.models.udean import UdeanSystem
-from mrisr.patches.dataset import PatchDataset
+from mrisr.patches.augment import augment_batch, augment_plan
+from mrisr.patches.dataset import PatchDataset, UnpairedDataset
+from mrisr.patches.sampler import unpaired_sampler
 from mrisr.train.config import checked_config, fingerprint
 from mrisr.train.engine import step_loader
-from mrisr.train.sampler import StepBatchSampler, augment_batch, augment_plan
 from mrisr.train.supervised import SupervisedTask, autocast, make_scheduler, store_info, to_device
-
-STREAM_SOURCE = 2  # RNG stream ids beside sampler.STREAM_ORDER (0) and STREAM_AUGMENT (1)
-STREAM_TARGET = 3
-
 
 @dataclass(frozen=True)
 class UdeanConfig:
@@ -74,29 +69,6 @@ class UdeanConfig:
                 raise ValueError(f"udean.{name} must be >= 1, got {getattr(self, name)}")
         if self.lr_min < 0 or len(self.adam_betas) != 2:
             raise ValueError("udean.lr_min must be >= 0 and udean.adam_betas a pair")
-
-
-def unpaired_sampler(seed: int, n_source: int, n_target: int, batch_size: int, start: int,
-                     stop: int) -> StepBatchSampler:
-    """Batches of (source index, target index) for steps start..stop−1, two independent streams."""
-    return StepBatchSampler(seed, (n_source, n_target), batch_size, start, stop, streams=(STREAM_SOURCE, STREAM_TARGET))
-
-
-class UnpairedDataset(Dataset):
-    """Item (i, j) → {"hr": source patch i, "lr": target patch j} of one store: its `source_hr`
-    and `target_lr` (a UDEAN group store) when present, else its `hr` and `lr`."""
-
-    def __init__(self, path) -> None:
-        with h5py.File(path, "r") as f:
-            self.keys = ("source_hr", "target_lr") if "source_hr" in f else ("hr", "lr")
-        self.source, self.target = (PatchDataset(path, (k,)) for k in self.keys)
-
-    def __len__(self) -> int:
-        return max(len(self.source), len(self.target))
-
-    def __getitem__(self, ij: tuple[int, int]) -> dict[str, torch.Tensor]:
-        i, j = ij
-        return {"hr": self.source[i][self.keys[0]], "lr": self.target[j][self.keys[1]]}
 
 
 class UdeanTask(SupervisedTask, kind="udean"):
