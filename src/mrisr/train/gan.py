@@ -9,15 +9,17 @@ discriminator update (BCE on HR vs. detached SR) and one generator update on
     L1(SR, HR) + adv_weight · BCE(D(SR), real) + perceptual_weight · MSE(VGG19(SR), VGG19(HR))
 
 (paper weights 0.001 and 0.006). Adam (lr 1e-4) for both; both learning rates × lr_decay (0.8)
-every lr_decay_every steps (paper: 60k of 360k, so steps/6 by default). The perceptual term needs
-a local VGG19 weights file (`train.vgg_weights`, `mrisr.models.vgg19`); without one the run says so
-on stderr and in card.md and trains without it.
+every lr_decay_every steps (paper: 60k of 360k, so steps/6 by default). The losses are in
+`mrisr.losses` (`adversarial`, `perceptual`). The perceptual term needs a local VGG19 weights file
+(`train.vgg_weights`, `mrisr.models.vgg19`); without one the run says so on stderr and in card.md
+and trains without it.
 
-Stores: HR-only `hr` (N, H, W) in [0, 1] (`mrisr.patches.hr_store`; read by `patches.dataset.hr_or_pair_dataset`), or an ordinary pair store
-(`lr`, `hr`, attr `scale`: the fixed-×s baselines), whose LR and scale are used as they are. The
-generator normalises by the train store's HR mean/std (model buffers, `models.meta_srgan`).
-Validation: mean PSNR over `val_scales`. model.pt's `scale` is the largest training scale (an
-arbitrary-scale model's default r; any r ≥ 1 runs).
+Stores (`patches.dataset.hr_or_pair_dataset`): HR-only `hr` (N, H, W) in [0, 1]
+(`mrisr.patches.hr_store`), or an ordinary pair store (`lr`, `hr`, attr `scale`: the fixed-×s
+baselines), whose LR and scale are used as they are. The generator normalises by the train
+store's HR mean/std (model buffers, `models.meta_srgan`). Validation: mean PSNR over
+`val_scales`. model.pt's `scale` is the largest training scale (an arbitrary-scale model's
+default r; any r ≥ 1 runs).
 """
 
 from __future__ import annotations
@@ -49,10 +51,10 @@ from mrisr.models.srgan import Discriminator  # (importing registers srgan; meta
 from mrisr.models.vgg19 import load_vgg19_features
 from mrisr.patches.augment import augment_batch, augment_plan
 from mrisr.patches.dataset import hr_mean_std, hr_or_pair_dataset
-from mrisr.patches.sampler import STAGE_TRAIN, STREAM_SCALE, StepBatchSampler
+from mrisr.patches.sampler import STAGE_TRAIN, STREAM_SCALE
 from mrisr.train.card import AUGMENT_TEXT
 from mrisr.train.config import TrainConfig, fingerprint
-from mrisr.train.engine import Task, step_loader
+from mrisr.train.engine import Task
 from mrisr.train.supervised import autocast, make_scheduler, psnr_per_sample, store_info
 
 META_SR_SCALES: tuple[float, ...] = tuple(round(1.0 + 0.1 * k, 1) for k in range(1, 31))  # 1.1 … 4.0
@@ -233,10 +235,6 @@ class GanTask(Task, kind="adversarial"):
         self.baseline = {r: float(torch.cat([psnr_per_sample(self.cubic(lr, hr.shape[2:]), hr) for lr, hr in pairs]).mean())
                          for r, pairs in self.val_sets.items()}
         self.baseline_psnr = float(np.mean(list(self.baseline.values())))
-
-    def batches(self, start: int):
-        sampler = StepBatchSampler(self.seed, len(self.train_ds), self.cfg.batch_size, start, self.cfg.steps)
-        return step_loader(self.train_ds, sampler, self.cfg, self.device)
 
     def step(self, batch: dict, step: int) -> torch.Tensor:
         """One D update then one G update on (flipped HR, its LR at the step's scale); returns the

@@ -19,10 +19,9 @@ from mrisr.models.common import CubicUpsample
 from mrisr.models.io import plain_scale
 from mrisr.patches.augment import augment_batch, augment_plan
 from mrisr.patches.dataset import PatchDataset, train_val_attrs
-from mrisr.patches.sampler import StepBatchSampler
 from mrisr.train.card import StoreInfo
 from mrisr.train.config import TrainConfig, fingerprint
-from mrisr.train.engine import Task, step_loader
+from mrisr.train.engine import Task
 from mrisr.train.signals import ignore_stop_signals_in_worker
 
 PSNR_MSE_FLOOR = 1e-10  # caps a perfect patch at 100 dB instead of inf
@@ -141,10 +140,6 @@ class SupervisedTask(Task, kind="supervised"):
                                      pin_memory=self.device.type == "cuda",
                                      worker_init_fn=ignore_stop_signals_in_worker)
         self.baseline_psnr = cubic_psnr(self.val_loader, self.attrs, self.cfg)
-
-    def batches(self, start: int):
-        sampler = StepBatchSampler(self.seed, len(self.train_ds), self.cfg.batch_size, start, self.cfg.steps)
-        return step_loader(self.train_ds, sampler, self.cfg, self.device)
 
     def prepare_batch(self, batch: dict, step: int) -> dict:
         """Augment on the CPU (a function of seed and step only), then move to the device."""
