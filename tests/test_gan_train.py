@@ -1,4 +1,4 @@
-"""mrisr.train.gan and the perceptual loss (mrisr.models.vgg19): per-batch scales, on-the-fly LR, resume, outputs."""
+"""mrisr.train.gan and the perceptual loss (mrisr.losses.perceptual, mrisr.models.vgg19): per-batch scales, on-the-fly LR, resume, outputs."""
 
 from __future__ import annotations
 
@@ -15,11 +15,12 @@ import torch.nn.functional as F
 from mrisr.degrade import degrade_array
 from mrisr.degrade.patch import degrade_patches
 from mrisr.errors import InputError
+from mrisr.losses.perceptual import PerceptualLoss
 from mrisr.models import load_model
 from mrisr.models.io import read_model_record
 from mrisr.train import gan, train_model
 from mrisr.train.gan import META_SR_SCALES, GanConfig, make_lr, step_scale, training_scales, validation_scales
-from mrisr.models.vgg19 import FEATURE_LAYERS, PerceptualLoss, load_vgg19_features, vgg19_features
+from mrisr.models.vgg19 import FEATURE_LAYERS, load_vgg19_features, vgg19_features
 
 PATCH = 24
 TINY = {"trainer": "adversarial", "arch": "meta_srgan", "args": {"n_feats": 8, "n_blocks": 1, "hidden": 16},

@@ -18,11 +18,11 @@ from mrisr.cli import main
 from mrisr.config_check import ConfigError, check_config
 from mrisr.datasets.split import split_from_file
 from mrisr.errors import InputError
-from mrisr.models.io import read_model_record
+from mrisr.models.io import init_source, read_model_record
+from mrisr.patches.augment import augment_plan
 from mrisr.train import gan
 from mrisr.train.config import TrainConfig, fingerprint
-from mrisr.train.engine import KINDS, Engine, init_source, train_model
-from mrisr.train.sampler import augment_plan
+from mrisr.train.engine import KINDS, Engine, train_model
 from mrisr.train.supervised import make_scheduler
 from test_train import blocky_pair, write_store
 

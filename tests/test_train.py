@@ -1,4 +1,4 @@
-"""mrisr.train and mrisr.patches.dataset: deterministic batches, resume, signals, learning."""
+"""mrisr.train and mrisr.patches (dataset, sampler, augment): deterministic batches, resume, signals, learning."""
 
 from __future__ import annotations
 
@@ -22,12 +22,13 @@ import mrisr
 from mrisr.errors import InputError
 from mrisr.grid import Grid, cubic_upsample
 from mrisr.models import load_model
+from mrisr.patches.augment import allowed_moves, augment_batch, augment_plan
 from mrisr.patches.dataset import PatchDataset, store_attrs
+from mrisr.patches.sampler import StepBatchSampler, batch_indices
 import engine_golden
 from mrisr.train import KINDS, train
 from mrisr.train.checkpoint import fingerprint_name
 from mrisr.train.config import TrainConfig
-from mrisr.train.sampler import StepBatchSampler, allowed_moves, augment_batch, augment_plan, batch_indices
 
 SRC = Path(mrisr.__file__).resolve().parents[1]
 TINY = {"trainer": "supervised", "arch": "edsr", "args": {"n_feats": 8, "n_blocks": 1}}

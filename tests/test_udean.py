@@ -16,8 +16,10 @@ from mrisr.degrade.kspace import kspace_truncate
 from mrisr.errors import InputError
 from mrisr.evaluate.metrics import ssim as ssim_reference
 from mrisr.grid import Grid, cubic_upsample
+from mrisr.losses import adversarial as A, pixel as P, udean as L
 from mrisr.models import build_model, load_model, save_model
 from mrisr.models.udean import UDEAN, ConvEncoder, RCANDecoder, UdeanSystem, VGGDiscriminator3D
+from mrisr.patches.sampler import unpaired_sampler
 from mrisr.train import train_model
 from mrisr.train import udean as U
 
@@ -175,7 +177,7 @@ def test_lr_consistency_is_not_satisfied_by_a_shortcut():
             p.zero_()
         out = system(hr, lr)
         assert float(out["x_t_hat"].abs().max()) == 0.0
-        loss = float(U.pixel_loss(out["x_t_hat"], lr, 0.5))
+        loss = float(P.pixel_loss(out["x_t_hat"], lr, 0.5))
         assert loss > float(lr.abs().mean())  # L1 term alone = mean |X_t| > 0.2
         fresh = tiny_system()
         f_t = fresh.sr.encode(lr)
@@ -213,10 +215,10 @@ def test_ssim3d_matches_the_evaluation_ssim_and_handles_thin_patches():
     x = gaussian_filter(rng.uniform(0, 1, (16, 15, 14)), 1.0)
     y = np.clip(x + rng.normal(0, 0.05, x.shape), 0, 1)
     t = lambda a: torch.from_numpy(a)[None, None]  # noqa: E731
-    assert float(U.ssim3d(t(x), t(y))[0]) == pytest.approx(ssim_reference(x, y), abs=1e-10)
+    assert float(P.ssim3d(t(x), t(y))[0]) == pytest.approx(ssim_reference(x, y), abs=1e-10)
     xs, ys = x[:12, :10, :3], y[:12, :10, :3]  # an LR-like patch 3 voxels thick: 3-tap window there
-    assert float(U.ssim3d(t(xs), t(ys))[0]) == pytest.approx(numpy_ssim_valid(xs, ys), abs=1e-10)
-    assert float(U.ssim_loss(t(xs), t(xs))) == pytest.approx(0.0, abs=1e-12)
+    assert float(P.ssim3d(t(xs), t(ys))[0]) == pytest.approx(numpy_ssim_valid(xs, ys), abs=1e-10)
+    assert float(P.ssim_loss(t(xs), t(xs))) == pytest.approx(0.0, abs=1e-12)
 
 
 def test_pixel_loss_is_l1_plus_half_ssim_loss_by_hand():
@@ -226,21 +228,21 @@ def test_pixel_loss_is_l1_plus_half_ssim_loss_by_hand():
     # constant images: SSIM = (2·0·0.5 + c1)/(0 + 0.25 + c1) · (c2 / c2), L1 = 0.5
     c1 = 0.01**2
     ssim = c1 / (0.25 + c1)
-    assert float(U.pixel_loss(a, b, 0.5)) == pytest.approx(0.5 + 0.5 * (1 - ssim), rel=1e-6)
-    assert float(U.pixel_loss(a, b, 0.0)) == pytest.approx(0.5)
+    assert float(P.pixel_loss(a, b, 0.5)) == pytest.approx(0.5 + 0.5 * (1 - ssim), rel=1e-6)
+    assert float(P.pixel_loss(a, b, 0.0)) == pytest.approx(0.5)
     x, y = torch.rand(2, 1, 12, 12, 12), torch.rand(2, 1, 12, 12, 12)
-    assert float(U.pixel_loss(x, y, 0.5)) == pytest.approx(float((x - y).abs().mean() + 0.5 * U.ssim_loss(x, y)),
+    assert float(P.pixel_loss(x, y, 0.5)) == pytest.approx(float((x - y).abs().mean() + 0.5 * P.ssim_loss(x, y)),
                                                            rel=1e-6)
 
 
 def test_adversarial_losses_by_hand():
     """Eqs. 4/6 (LSGAN critic and generator) and eq. 7 (|D − 0.5|)."""
     real, fake = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
-    assert float(U.lsgan_d(real, fake)) == pytest.approx(0.5 * 0.5 + 0.5 * 0.5)
-    assert float(U.lsgan_g(fake)) == pytest.approx(0.25)
-    assert float(U.lsgan_d(torch.ones(3), torch.zeros(3))) == 0.0
-    assert float(U.confusion(torch.tensor([0.5, 0.5]))) == 0.0
-    assert float(U.confusion(torch.tensor([1.0, 0.0, 0.25]))) == pytest.approx((0.5 + 0.5 + 0.25) / 3)
+    assert float(A.lsgan_d(real, fake)) == pytest.approx(0.5 * 0.5 + 0.5 * 0.5)
+    assert float(A.lsgan_g(fake)) == pytest.approx(0.25)
+    assert float(A.lsgan_d(torch.ones(3), torch.zeros(3))) == 0.0
+    assert float(A.confusion(torch.tensor([0.5, 0.5]))) == 0.0
+    assert float(A.confusion(torch.tensor([1.0, 0.0, 0.25]))) == pytest.approx((0.5 + 0.5 + 0.25) / 3)
 
 
 class ConstantCritic(torch.nn.Module):
@@ -264,17 +266,17 @@ def test_generator_terms_by_hand_on_tiny_tensors():
     out = {"y_sts": torch.full_like(x_s, 0.1), "y_s_hat": torch.full_like(x_s, 0.3), "x_t_hat": torch.full_like(x_t, 0.2),
            "f_s": torch.zeros(1, 4, 4, 4, 4), "f_sts": torch.full((1, 4, 4, 4, 4), 0.4), "f_t": torch.ones(1, 4, 4, 4, 4),
            "x_st": torch.zeros_like(x_t)}
-    t = U.generator_terms(system, out, x_s, x_t, alpha=0.5, beta=0.01)
+    t = L.generator_terms(system, out, x_s, x_t, alpha=0.5, beta=0.01)
     assert float(t["image_cycle"]) == pytest.approx(0.1 + 0.5 * (1 - ssim_at(0.1)), rel=1e-5)
     assert float(t["hr_consistency"]) == pytest.approx(0.3 + 0.5 * (1 - ssim_at(0.3)), rel=1e-5)
     assert float(t["lr_consistency"]) == pytest.approx(0.2 + 0.5 * (1 - ssim_at(0.2)), rel=1e-5)
     assert float(t["feature_cycle"]) == pytest.approx(0.4)
     assert float(t["degradation_adaptation"]) == pytest.approx(0.01 * 0.5 * (0.2 - 1) ** 2)  # β·L_G, eq. 4
     assert float(t["feature_adaptation"]) == pytest.approx(0.01 * (0.4 + 0.4))  # β·(|0.9−.5| for f_s and f_t)
-    lam = dict(U.DEFAULT_LAMBDAS)
-    total = float(U.weighted_sum(t, lam))
-    assert total == pytest.approx(sum(lam[k] * float(t[k]) for k in U.TERMS))
-    d = U.discriminator_terms(system, out, x_t)
+    lam = dict(L.DEFAULT_LAMBDAS)
+    total = float(L.weighted_sum(t, lam))
+    assert total == pytest.approx(sum(lam[k] * float(t[k]) for k in L.TERMS))
+    d = L.discriminator_terms(system, out, x_t)
     assert float(d["d_lr"]) == pytest.approx(0.5 * (0.2 - 1) ** 2 + 0.5 * 0.2**2)
     assert float(d["d_feat"]) == pytest.approx(0.5 * (0.9 - 1) ** 2 + 0.5 * 0.9**2)
 
@@ -300,7 +302,7 @@ def test_every_loss_term_is_finite_and_decreases_in_a_tiny_overfit_run(stores, t
     batch = batch_of(stores, n=1)
     values = torch.stack([task.step(batch, k) for k in range(25)]).numpy()
     history = dict(zip(task.loss_columns, values.T))
-    assert set(history) == {"loss", *U.TERMS, "d_lr", "d_feat"}
+    assert set(history) == {"loss", *L.TERMS, "d_lr", "d_feat"}
     for k, v in history.items():
         assert np.all(np.isfinite(v)), k
     for k in ("image_cycle", "hr_consistency", "lr_consistency", "d_lr", "d_feat"):
@@ -314,7 +316,7 @@ def test_every_loss_term_is_finite_and_decreases_in_a_tiny_overfit_run(stores, t
         values = []
         for _ in range(10):
             out = system(batch["hr"], batch["lr"])
-            loss = U.generator_terms(system, out, batch["hr"], batch["lr"], 0.5, 0.01)[term]
+            loss = L.generator_terms(system, out, batch["hr"], batch["lr"], 0.5, 0.01)[term]
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -327,7 +329,7 @@ def train_critics(system: UdeanSystem, batch: dict, steps: int) -> None:
     with torch.no_grad():
         out = system(batch["hr"], batch["lr"])
     for _ in range(steps):
-        d = U.discriminator_terms(system, out, batch["lr"])
+        d = L.discriminator_terms(system, out, batch["lr"])
         opt.zero_grad()
         (d["d_lr"] + d["d_feat"]).backward()
         opt.step()
@@ -335,8 +337,8 @@ def train_critics(system: UdeanSystem, batch: dict, steps: int) -> None:
 
 # ---------------------------------------------------------------------------- data streams, config
 def test_unpaired_streams_are_reproducible_and_not_paired():
-    a = list(U.unpaired_sampler(5, 16, 16, 4, 0, 8))
-    assert a[3:] == list(U.unpaired_sampler(5, 16, 16, 4, 3, 8))  # resume mid-epoch
+    a = list(unpaired_sampler(5, 16, 16, 4, 0, 8))
+    assert a[3:] == list(unpaired_sampler(5, 16, 16, 4, 3, 8))  # resume mid-epoch
     src = [i for batch in a for i, _ in batch]
     tgt = [j for batch in a for _, j in batch]
     assert sorted(src[:16]) == list(range(16)) and sorted(tgt[:16]) == list(range(16))  # epochs
@@ -375,7 +377,7 @@ def test_training_run_outputs_and_a_config_edit(stores, tmp_path):
     card = (tmp_path / "full" / "card.md").read_text()
     assert "## UDEAN" in card and "source (hr)" in card and "L1 loss" not in card and "| optimiser | Adam (β" in card
     rows = (tmp_path / "full" / "log.csv").read_text().splitlines()
-    assert rows[0] == "step,loss,lr,val_psnr,elapsed_s," + ",".join((*U.TERMS, "d_lr", "d_feat")) and len(rows) == 5
+    assert rows[0] == "step,loss,lr,val_psnr,elapsed_s," + ",".join((*L.TERMS, "d_lr", "d_feat")) and len(rows) == 5
 
     # A config edit (what makes Snakemake rerun train) starts over instead of resuming the old run.
     out = tmp_path / "full"

@@ -3,12 +3,15 @@
 Layout (docs/architecture.md): {"arch", "args" (JSON str), "scale", "dims",
 "grid_convention", "state_dict", "step", "val_psnr"}. Storing the architecture name and
 args instead of a pickled module lets `load_model` rebuild it through the registry and
-keeps the file safe to load.
+keeps the file safe to load. A model config's `init_from` names a model file whose weights start
+another run: `init_source` pins it by its digest, `fitting_state_dict` checks they fit exactly.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -76,3 +79,36 @@ def load_model(path, device: str | torch.device = "cpu") -> nn.Module:
     except (ValueError, RuntimeError) as err:
         raise InputError(path, f"cannot rebuild model: {err}") from None
     return model.to(device).eval()
+
+
+@dataclass(frozen=True)
+class InitFrom:
+    """Initial weights from another trained model (`models.<m>.init_from`): the file and its digest."""
+
+    path: Path
+    sha256: str
+
+
+def init_source(path: Path) -> InitFrom:
+    if not path.is_file():
+        raise InputError(path, "init_from model file not found (train the source model first)")
+    with open(path, "rb") as f:
+        return InitFrom(path, hashlib.file_digest(f, "sha256").hexdigest())
+
+
+def fitting_state_dict(path: Path, model: nn.Module, arch: str) -> dict[str, torch.Tensor]:
+    """The weights of model file `path`, checked to fit `model` (of `arch`) exactly (arch, keys,
+    shapes): a partial or reshaped load would silently train something else."""
+    record = read_model_record(path)
+    if record["arch"] != arch:
+        raise InputError(path, f"init_from model is arch {record['arch']!r}, this model is {arch!r}")
+    own, src = model.state_dict(), record["state_dict"]
+    problems = [f"missing {sorted(set(own) - set(src))[:3]}" if set(own) - set(src) else "",
+                f"unexpected {sorted(set(src) - set(own))[:3]}" if set(src) - set(own) else ""]
+    shapes = [f"{k} {tuple(src[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
+              if k in src and src[k].shape != v.shape]
+    problems.append(f"shapes differ: {'; '.join(shapes[:3])}" if shapes else "")
+    if any(problems):
+        raise InputError(path, "init_from weights do not fit this model (" + ", ".join(p for p in problems if p)
+                         + "); check the source's args and scale")
+    return src

@@ -1,5 +1,6 @@
 """UDEAN ("Unsupervised Representation Learning for 3D MRI Super Resolution with Degradation
-Adaptation", Liu, Li et al.): networks only; losses and the training task are in mrisr.train.udean.
+Adaptation", Liu, Li et al.): networks only; losses in mrisr.losses.udean, the training task in
+mrisr.train.udean.
 
 Four image networks, two critics (s = source HR, t = target LR):
 * E_LR, `ConvEncoder` (stride 1): LR image → features on the LR grid, `enc_layers` (paper: 6)

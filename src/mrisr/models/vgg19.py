@@ -1,5 +1,5 @@
 """SRGAN's perceptual loss network: VGG19's `features` stack (torchvision's exact layer indices),
-loaded from a local weights file, and `PerceptualLoss` (MSE between its features of SR and HR).
+loaded from a local weights file (the loss itself: `mrisr.losses.perceptual`).
 
 Features are VGG19's `features` without its last layer (the final max-pool), i.e. up to relu5_4
 ("VGG54" in SRGAN). No file configured → no perceptual term (`train.gan` says so in its log and
@@ -17,7 +17,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from mrisr.errors import InputError
@@ -78,29 +77,3 @@ def load_vgg19_features(path: str | Path, n_layers: int = FEATURE_LAYERS) -> nn.
     for p in net.parameters():
         p.requires_grad_(False)
     return net.eval()
-
-
-class PerceptualLoss(nn.Module):
-    """MSE between VGG19 features of SR and HR one-channel images in [0, 1]: the grey image is
-    repeated to RGB and standardised with ImageNet statistics (the input the weights were trained
-    on). The network stays frozen in eval mode; gradients flow to the SR image only."""
-
-    def __init__(self, features: nn.Sequential) -> None:
-        super().__init__()
-        self.features = features.eval()
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
-
-    def train(self, mode: bool = True) -> "PerceptualLoss":
-        super().train(mode)
-        self.features.eval()
-        return self
-
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        rgb = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
-        return self.features((rgb - self.mean) / self.std)
-
-    def forward(self, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            target = self.embed(hr)
-        return F.mse_loss(self.embed(sr), target)

@@ -1,1 +1,2 @@
-"""Deterministic patch sampling into HDF5 patch stores, and torch Datasets over them."""
+"""Deterministic patch sampling into HDF5 patch stores; reading them (torch Datasets), and which
+patches and flips each training step draws (`sampler`, `augment`)."""

@@ -1,4 +1,5 @@
-"""torch Dataset over an HDF5 patch store (contract in docs/architecture.md).
+"""Reading HDF5 patch stores (contract in docs/architecture.md): attributes, torch Datasets
+(`PatchDataset`; UDEAN's `UnpairedDataset`), the checks a training task makes of its stores.
 
 Reads are the training loop's inner loop, so the store is opened once per process:
 a store that fits in memory (see `fits_in_memory`) is read whole into float32 arrays
@@ -10,6 +11,7 @@ must not be shared across processes) and never pickled to spawned workers.
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -136,3 +138,65 @@ class PatchDataset(Dataset):
         self._file = None
         self._dsets = {}
         self._pid = None
+
+
+class UnpairedDataset(Dataset):
+    """Item (i, j) → {"hr": source patch i, "lr": target patch j} of one store: its `source_hr`
+    and `target_lr` (a UDEAN group store) when present, else its `hr` and `lr`."""
+
+    def __init__(self, path: str | Path) -> None:
+        with _open(Path(path)) as f:
+            self.keys = ("source_hr", "target_lr") if "source_hr" in f else ("hr", "lr")
+        self.source, self.target = (PatchDataset(path, (k,)) for k in self.keys)
+
+    def __len__(self) -> int:
+        return max(len(self.source), len(self.target))
+
+    def __getitem__(self, ij: tuple[int, int]) -> dict[str, torch.Tensor]:
+        i, j = ij
+        return {"hr": self.source[i][self.keys[0]], "lr": self.target[j][self.keys[1]]}
+
+
+def train_val_attrs(train_h5: Path, val_h5: Path) -> tuple[dict, dict]:
+    """Both stores' attributes; the val store must describe the same problem as the train store."""
+    train_attrs, val_attrs = store_attrs(train_h5), store_attrs(val_h5)
+    missing = [k for k in ("task", "scale", "dims", "grid_convention", "hr_patch", "lr_patch") if k not in train_attrs]
+    if missing:
+        raise InputError(train_h5, f"patch store lacks attributes {missing}")
+    if len(train_attrs["hr_patch"]) != int(train_attrs["dims"]):
+        raise InputError(train_h5, f"hr_patch {train_attrs['hr_patch']} does not have dims={train_attrs['dims']} axes")
+    for k in ("task", "scale", "dims", "grid_convention"):
+        if val_attrs.get(k) != train_attrs[k]:
+            raise InputError(val_h5, f"attribute {k}={val_attrs.get(k)!r} differs from the train store's {train_attrs[k]!r}")
+    return train_attrs, val_attrs
+
+
+def hr_or_pair_dataset(path: Path) -> tuple[PatchDataset, dict]:
+    """Dataset over `hr` (and `lr` for a pair store) and the store's attributes; 2D patches
+    (the adversarial trainer's stores, which degrade HR on the fly)."""
+    with _open(path) as f:
+        paired = "lr" in f
+    ds = PatchDataset(path, ("lr", "hr") if paired else ("hr",))
+    if any(len(shape) != 2 for shape in ds.shapes.values()):
+        raise InputError(path, f"GAN training needs 2D HR patches (N, H, W), got per-sample shapes {ds.shapes}")
+    if len(ds) < 1:
+        raise InputError(path, "empty patch store")
+    attrs = store_attrs(path)
+    if paired and "scale" not in attrs:
+        raise InputError(path, "pair store without a `scale` attribute")
+    return ds, attrs
+
+
+def hr_mean_std(path: Path, chunk: int = 512) -> tuple[float, float]:
+    """Mean and (population) std of the store's HR voxels, read in chunks, float64 sums."""
+    total, total_sq, count = 0.0, 0.0, 0
+    with _open(path) as f:
+        hr = f["hr"]
+        for start in range(0, hr.shape[0], chunk):
+            x = np.asarray(hr[start:start + chunk], dtype=np.float64)
+            total, total_sq, count = total + x.sum(), total_sq + (x * x).sum(), count + x.size
+    mean = total / count
+    std = math.sqrt(max(total_sq / count - mean * mean, 0.0))
+    if not std > 0:
+        raise InputError(path, "HR patches are constant (std 0): cannot normalise")
+    return mean, std

@@ -10,18 +10,16 @@ the checkpoint), progress lines, curves.png, TensorBoard (`observe`); validation
 weights) as the very last write, so that its presence means the run finished.
 
 Reproducibility: the weights after step k depend only on (config, data, seed). Batches and
-augmentations are pure functions of (seed, k) (`sampler`), init is seeded by the task, and
+augmentations are pure functions of (seed, k) (`patches.sampler`, `patches.augment`), init is seeded by the task, and
 ckpt/last.pt holds every network, optimizer, scheduler and the RNG states.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 import sys
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Iterable
 
@@ -29,10 +27,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
-from mrisr.errors import InputError
 from mrisr.io import atomic_path
 from mrisr.models import save_model
-from mrisr.models.io import read_model_record
+from mrisr.models.io import InitFrom, fitting_state_dict, init_source, read_model_record
+from mrisr.patches.sampler import StepBatchSampler
 from mrisr.train.card import StoreInfo, render_card
 from mrisr.train.checkpoint import restore_rng_states, resumable_state, save_checkpoint
 from mrisr.train.config import TrainConfig, resolve_bf16, with_init
@@ -83,6 +81,7 @@ class Task(ABC):
     seed: int
     device: torch.device
     model: torch.nn.Module  # saved as model.pt
+    train_ds: Dataset  # what `batches` draws from
     nets: torch.nn.Module  # every trained network: what ckpt/last.pt holds
     optimizers: dict[str, torch.optim.Optimizer]  # by name; the first one's lr is logged
     schedulers: dict[str, object | None]
@@ -103,9 +102,10 @@ class Task(ABC):
     def prepare(self) -> None:
         """After resume, before the first step (fixed validation sets, baselines, messages)."""
 
-    @abstractmethod
     def batches(self, start: int) -> Iterable:
-        """The batches of 0-based steps start … cfg.steps − 1."""
+        """The batches of 0-based steps start … cfg.steps − 1 (here: one stream over `train_ds`)."""
+        sampler = StepBatchSampler(self.seed, len(self.train_ds), self.cfg.batch_size, start, self.cfg.steps)
+        return step_loader(self.train_ds, sampler, self.cfg, self.device)
 
     @abstractmethod
     def step(self, batch, step: int) -> torch.Tensor:
@@ -126,39 +126,6 @@ class Task(ABC):
     def init_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
         """Start `model` from another run's weights (`init_from`; shapes already checked)."""
         self.model.load_state_dict(state_dict, strict=True)
-
-
-@dataclass(frozen=True)
-class InitFrom:
-    """Initial weights from another trained model (`models.<m>.init_from`): the file and its digest."""
-
-    path: Path
-    sha256: str
-
-
-def init_source(path: Path) -> InitFrom:
-    if not path.is_file():
-        raise InputError(path, "init_from model file not found (train the source model first)")
-    with open(path, "rb") as f:
-        return InitFrom(path, hashlib.file_digest(f, "sha256").hexdigest())
-
-
-def fitting_state_dict(task: Task, init: InitFrom) -> dict[str, torch.Tensor]:
-    """The source weights, checked to fit the task's model exactly (arch, keys, shapes): a partial
-    or reshaped load would silently train something else."""
-    record = read_model_record(init.path)
-    if record["arch"] != task.record["arch"]:
-        raise InputError(init.path, f"init_from model is arch {record['arch']!r}, this model is {task.record['arch']!r}")
-    own, src = task.model.state_dict(), record["state_dict"]
-    problems = [f"missing {sorted(set(own) - set(src))[:3]}" if set(own) - set(src) else "",
-                f"unexpected {sorted(set(src) - set(own))[:3]}" if set(src) - set(own) else ""]
-    shapes = [f"{k} {tuple(src[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
-              if k in src and src[k].shape != v.shape]
-    problems.append(f"shapes differ: {'; '.join(shapes[:3])}" if shapes else "")
-    if any(problems):
-        raise InputError(init.path, "init_from weights do not fit this model (" + ", ".join(p for p in problems if p)
-                         + "); check the source's args and scale")
-    return src
 
 
 class Engine:
@@ -194,7 +161,7 @@ class Engine:
 
     def apply_init(self) -> None:
         """Load the init_from weights before step 0 (a resumed run has its own weights)."""
-        self.task.init_weights(fitting_state_dict(self.task, self.init))
+        self.task.init_weights(fitting_state_dict(self.init.path, self.task.model, self.task.record["arch"]))
         tqdm.write(f"[train] initialised from {self.init.path} (sha256 {self.init.sha256[:12]})", file=sys.stderr)
 
     def save_last(self) -> None:

@@ -9,28 +9,28 @@ discriminator update (BCE on HR vs. detached SR) and one generator update on
     L1(SR, HR) + adv_weight · BCE(D(SR), real) + perceptual_weight · MSE(VGG19(SR), VGG19(HR))
 
 (paper weights 0.001 and 0.006). Adam (lr 1e-4) for both; both learning rates × lr_decay (0.8)
-every lr_decay_every steps (paper: 60k of 360k, so steps/6 by default). The perceptual term needs
-a local VGG19 weights file (`train.vgg_weights`, `mrisr.models.vgg19`); without one the run says so
-on stderr and in card.md and trains without it.
+every lr_decay_every steps (paper: 60k of 360k, so steps/6 by default). The losses are in
+`mrisr.losses` (`adversarial`, `perceptual`). The perceptual term needs a local VGG19 weights file
+(`train.vgg_weights`, `mrisr.models.vgg19`); without one the run says so on stderr and in card.md
+and trains without it.
 
-Stores: HR-only `hr` (N, H, W) in [0, 1] (`mrisr.patches.hr_store`), or an ordinary pair store
-(`lr`, `hr`, attr `scale`: the fixed-×s baselines), whose LR and scale are used as they are. The
-generator normalises by the train store's HR mean/std (model buffers, `models.meta_srgan`).
-Validation: mean PSNR over `val_scales`. model.pt's `scale` is the largest training scale (an
-arbitrary-scale model's default r; any r ≥ 1 runs).
+Stores (`patches.dataset.hr_or_pair_dataset`): HR-only `hr` (N, H, W) in [0, 1]
+(`mrisr.patches.hr_store`), or an ordinary pair store (`lr`, `hr`, attr `scale`: the fixed-×s
+baselines), whose LR and scale are used as they are. The generator normalises by the train
+store's HR mean/std (model buffers, `models.meta_srgan`). Validation: mean PSNR over
+`val_scales`. model.pt's `scale` is the largest training scale (an arbitrary-scale model's
+default r; any r ≥ 1 runs).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import sys
 from dataclasses import dataclass, replace
 from itertools import islice
 from pathlib import Path
 from typing import ClassVar
 
-import h5py
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -42,19 +42,21 @@ from mrisr.degrade.patch import degrade_patches
 from mrisr.degrade.pipeline import CONVENTION_OF_MODE, MODES
 from mrisr.errors import InputError
 from mrisr.grid import format_scale, integer_scale
+from mrisr.losses.adversarial import bce_d, bce_g
+from mrisr.losses.perceptual import PerceptualLoss
 from mrisr.models import build_model, count_parameters
 from mrisr.models.common import CubicUpsample
 from mrisr.models.io import plain_scale
 from mrisr.models.srgan import Discriminator  # (importing registers srgan; meta_srgan via mrisr.models)
-from mrisr.models.vgg19 import PerceptualLoss, load_vgg19_features
-from mrisr.patches.dataset import PatchDataset, store_attrs
+from mrisr.models.vgg19 import load_vgg19_features
+from mrisr.patches.augment import augment_batch, augment_plan
+from mrisr.patches.dataset import hr_mean_std, hr_or_pair_dataset
+from mrisr.patches.sampler import STAGE_TRAIN, STREAM_SCALE
 from mrisr.train.card import AUGMENT_TEXT
 from mrisr.train.config import TrainConfig, fingerprint
-from mrisr.train.engine import Task, step_loader
-from mrisr.train.sampler import STAGE_TRAIN, StepBatchSampler, augment_batch, augment_plan
+from mrisr.train.engine import Task
 from mrisr.train.supervised import autocast, make_scheduler, psnr_per_sample, store_info
 
-STREAM_SCALE = 2  # after sampler's STREAM_ORDER (0) and STREAM_AUGMENT (1)
 META_SR_SCALES: tuple[float, ...] = tuple(round(1.0 + 0.1 * k, 1) for k in range(1, 31))  # 1.1 … 4.0
 
 
@@ -120,38 +122,6 @@ def step_scale(seed: int, step: int, scales: tuple[float, ...]) -> float:
     return float(scales[int(rng.integers(len(scales)))])
 
 
-def hr_store(path: Path) -> tuple[PatchDataset, dict]:
-    """Dataset over `hr` (and `lr` for a pair store) and the store's attributes; 2D patches."""
-    if not path.is_file():
-        raise InputError(path, "patch store not found")
-    with h5py.File(path, "r") as f:
-        paired = "lr" in f
-    ds = PatchDataset(path, ("lr", "hr") if paired else ("hr",))
-    if any(len(shape) != 2 for shape in ds.shapes.values()):
-        raise InputError(path, f"GAN training needs 2D HR patches (N, H, W), got per-sample shapes {ds.shapes}")
-    if len(ds) < 1:
-        raise InputError(path, "empty patch store")
-    attrs = store_attrs(path)
-    if paired and "scale" not in attrs:
-        raise InputError(path, "pair store without a `scale` attribute")
-    return ds, attrs
-
-
-def store_mean_std(path: Path, chunk: int = 512) -> tuple[float, float]:
-    """Mean and (population) std of the store's HR voxels, read in chunks, float64 sums."""
-    total, total_sq, count = 0.0, 0.0, 0
-    with h5py.File(path, "r") as f:
-        hr = f["hr"]
-        for start in range(0, hr.shape[0], chunk):
-            x = np.asarray(hr[start:start + chunk], dtype=np.float64)
-            total, total_sq, count = total + x.sum(), total_sq + (x * x).sum(), count + x.size
-    mean = total / count
-    std = math.sqrt(max(total_sq / count - mean * mean, 0.0))
-    if not std > 0:
-        raise InputError(path, "HR patches are constant (std 0): cannot normalise")
-    return mean, std
-
-
 def make_lr(hr: torch.Tensor, scale: float, mode: str, window: str) -> torch.Tensor:
     """(B, 1, H, W) HR patches → (B, 1, h, w) LR by the configured degradation, on the CPU,
     without wrap-around at the patch borders (`degrade.patch`)."""
@@ -183,8 +153,8 @@ class GanTask(Task, kind="adversarial"):
         if unknown:
             raise ValueError(f"unknown GAN model config keys {unknown}; accepted: trainer, arch, args, disc, train")
         self.cfg = GanConfig.from_dict(dict(model_cfg.get("train") or {}))
-        self.train_ds, self.attrs = hr_store(self.train_h5)
-        self.val_ds, self.val_attrs = hr_store(self.val_h5)
+        self.train_ds, self.attrs = hr_or_pair_dataset(self.train_h5)
+        self.val_ds, self.val_attrs = hr_or_pair_dataset(self.val_h5)
         self.cfg = self.cfg.resolve_steps(len(self.train_ds))
         self.hr_patch = self.lr_patch = list(self.train_ds.shapes["hr"])
         self.paired = "lr" in self.train_ds.shapes
@@ -223,7 +193,7 @@ class GanTask(Task, kind="adversarial"):
         if not hasattr(self.model, "set_normalization"):
             raise ValueError(f"model {self.arch!r} has no set_normalization(); GAN training supports srgan, meta_srgan")
         self.disc = Discriminator(**self.disc_args)
-        self.norm = store_mean_std(self.train_h5)
+        self.norm = hr_mean_std(self.train_h5)
         self.model.set_normalization(*self.norm)
         self.model.to(self.device).train()
         self.disc.to(self.device).train()
@@ -266,10 +236,6 @@ class GanTask(Task, kind="adversarial"):
                          for r, pairs in self.val_sets.items()}
         self.baseline_psnr = float(np.mean(list(self.baseline.values())))
 
-    def batches(self, start: int):
-        sampler = StepBatchSampler(self.seed, len(self.train_ds), self.cfg.batch_size, start, self.cfg.steps)
-        return step_loader(self.train_ds, sampler, self.cfg, self.device)
-
     def step(self, batch: dict, step: int) -> torch.Tensor:
         """One D update then one G update on (flipped HR, its LR at the step's scale); returns the
         detached loss parts (loss_columns order)."""
@@ -288,8 +254,7 @@ class GanTask(Task, kind="adversarial"):
         if adversarial:
             with autocast(self.device, cfg.bf16):
                 real, fake = self.disc(hr).float(), self.disc(sr.detach()).float()
-            loss_d = (F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
-                      + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
+            loss_d = bce_d(real, fake)
             opt["d"].zero_grad(set_to_none=True)
             loss_d.backward()
             opt["d"].step()
@@ -298,7 +263,7 @@ class GanTask(Task, kind="adversarial"):
             self.disc.requires_grad_(False)  # G's step needs gradients through D, not D's own
             with autocast(self.device, cfg.bf16):
                 logits = self.disc(sr).float()
-            loss_adv = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+            loss_adv = bce_g(logits)
             self.disc.requires_grad_(True)
         if self.perceptual is not None and cfg.perceptual_weight > 0:
             loss_perc = self.perceptual(sr, hr)

@@ -17,11 +17,11 @@ from mrisr.grid import integer_scale
 from mrisr.models import build_model
 from mrisr.models.common import CubicUpsample
 from mrisr.models.io import plain_scale
-from mrisr.patches.dataset import PatchDataset, store_attrs
+from mrisr.patches.augment import augment_batch, augment_plan
+from mrisr.patches.dataset import PatchDataset, train_val_attrs
 from mrisr.train.card import StoreInfo
 from mrisr.train.config import TrainConfig, fingerprint
-from mrisr.train.engine import Task, step_loader
-from mrisr.train.sampler import StepBatchSampler, augment_batch, augment_plan
+from mrisr.train.engine import Task
 from mrisr.train.signals import ignore_stop_signals_in_worker
 
 PSNR_MSE_FLOOR = 1e-10  # caps a perfect patch at 100 dB instead of inf
@@ -31,20 +31,6 @@ def psnr_per_sample(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """PSNR (dB, data_range 1) of each sample, output clamped to [0, 1] as at evaluation."""
     err = (output.float().clamp(0, 1) - target.float()) ** 2
     return -10.0 * torch.log10(err.flatten(1).mean(dim=1).clamp_min(PSNR_MSE_FLOOR))
-
-
-def read_geometry(train_h5: Path, val_h5: Path) -> tuple[dict, dict]:
-    """Both stores' attributes; the val store must describe the same problem as the train store."""
-    train_attrs, val_attrs = store_attrs(train_h5), store_attrs(val_h5)
-    missing = [k for k in ("task", "scale", "dims", "grid_convention", "hr_patch", "lr_patch") if k not in train_attrs]
-    if missing:
-        raise InputError(train_h5, f"patch store lacks attributes {missing}")
-    if len(train_attrs["hr_patch"]) != int(train_attrs["dims"]):
-        raise InputError(train_h5, f"hr_patch {train_attrs['hr_patch']} does not have dims={train_attrs['dims']} axes")
-    for k in ("task", "scale", "dims", "grid_convention"):
-        if val_attrs.get(k) != train_attrs[k]:
-            raise InputError(val_h5, f"attribute {k}={val_attrs.get(k)!r} differs from the train store's {train_attrs[k]!r}")
-    return train_attrs, val_attrs
 
 
 def memory_format(dims: int) -> torch.memory_format:
@@ -141,7 +127,7 @@ class SupervisedTask(Task, kind="supervised"):
         self.arch = model_cfg["arch"]
         self.args = dict(model_cfg.get("args") or {})
         self.cfg = TrainConfig.from_dict(dict(model_cfg.get("train") or {}))
-        self.attrs, self.val_attrs = read_geometry(self.train_h5, self.val_h5)
+        self.attrs, self.val_attrs = train_val_attrs(self.train_h5, self.val_h5)
         self.geometry = {"scale": plain_scale(self.attrs["scale"]), "dims": int(self.attrs["dims"]),
                          "grid_convention": self.attrs["grid_convention"]}
         self.record = {"arch": self.arch, "args": self.args, **self.geometry}
@@ -154,10 +140,6 @@ class SupervisedTask(Task, kind="supervised"):
                                      pin_memory=self.device.type == "cuda",
                                      worker_init_fn=ignore_stop_signals_in_worker)
         self.baseline_psnr = cubic_psnr(self.val_loader, self.attrs, self.cfg)
-
-    def batches(self, start: int):
-        sampler = StepBatchSampler(self.seed, len(self.train_ds), self.cfg.batch_size, start, self.cfg.steps)
-        return step_loader(self.train_ds, sampler, self.cfg, self.device)
 
     def prepare_batch(self, batch: dict, step: int) -> dict:
         """Augment on the CPU (a function of seed and step only), then move to the device."""

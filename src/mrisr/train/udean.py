@@ -1,30 +1,12 @@
 """UDEAN training (`trainer: udean`): unsupervised 3D SR from unpaired (or misaligned) source HR
-and target LR. Networks and paths are in mrisr.models.udean (`UdeanSystem`); here are the losses
-(paper eqs. 1–10) and `UdeanTask`, which validates like the supervised task (paired val store)
-and differs in its two unpaired input streams, two optimisers ("g", "d") with alternating
-updates and its card. Every loss term (and both critics' losses) is a log.csv column.
+and target LR. Networks and paths are in mrisr.models.udean (`UdeanSystem`); `UdeanTask`
+validates like the supervised task (paired val store) and differs in its two unpaired input
+streams, two optimisers ("g", "d") with alternating updates and its card. Every loss term (and both critics' losses) is a log.csv column.
 
-Losses — eqs. 1–10 as implemented (issue 12). Where the paper (or its unpublished code) does
-not settle a detail, docs/fidelity.md marks the row READING.
-    (1) L1(a, b) = mean |a − b|
-    (2) L_SSIM(a, b) = 1 − SSIM3D(a, b)   (Gaussian window σ = 1.5, 11 taps, truncated to the
-        axis length on short axes — a 3-voxel-thick LR patch gets a 3-tap window there)
-    (3) ℓ(a, b) = L1(a, b) + α·L_SSIM(a, b), α = 0.5   — the pixel loss of every image term
-    (4) LR-domain adversarial (LSGAN), D_LR: X_t real, X_{s~t} fake:
-        L_D = ½E[(D(X_t) − 1)²] + ½E[D(X_{s~t})²];   generator L_G = ½E[(D(X_{s~t}) − 1)²]
-    (5) image cycle          L_icyc = ℓ(Y_{s~t~s}, X_s)                      λ1 = 1
-        feature cycle        L_fcyc = L1(f_{s~t~s}, f_s)                     λ2 = 0.1
-    (6) feature critic D_F (LSGAN): f_t real, f_s fake, L_DF = ½E[(D_F(f_t) − 1)²] + ½E[D_F(f_s)²]
-    (7) feature adaptation (encoders): both encoders drive D_F to its point of confusion,
-        L_fa = E|D_F(f_s) − 0.5| + E|D_F(f_t) − 0.5|
-    (8) HR consistency       L_hr   = ℓ(Ŷ_s, X_s)                            λ3 = 1
-    (9) LR consistency       L_lr   = ℓ(X̂_t, X_t)   (X̂_t = D_LR(f_t): no shortcut from X_t)  λ4 = 1
-   (10) generator objective  λ1·L_icyc + λ2·L_fcyc + λ3·L_hr + λ4·L_lr + β·(λ5·L_G + λ6·L_fa),
-        β = 0.01, λ5 = λ6 = 0.1: β weights only the adversarial terms (eqs. 4, 7); the log's
-        degradation_adaptation / feature_adaptation columns hold β·L_G and β·L_fa.
-Both critics take one L_D step on the detached outputs of the same forward after every generator
-step (CycleGAN's alternation). Adam(β = (0.9, 0.99), ε = 1e-8) for both; cosine learning rate
-from `train.lr` (paper 1e-4) to `lr_min` (1e-8) over the run.
+Losses: `mrisr.losses.udean` (eqs. 1–10 in its docstring). Both critics take one L_D step on
+the detached outputs of the same forward after every generator step (CycleGAN's alternation).
+Adam(β = (0.9, 0.99), ε = 1e-8) for both; cosine learning rate from `train.lr` (paper 1e-4) to
+`lr_min` (1e-8) over the run.
 
 Data: one store's `source_hr` and `target_lr` (mrisr.patches.groups), or a pair store's `hr` and
 `lr`, drawn as two independent streams (different RNG streams, so that sides cut at the same
@@ -35,139 +17,21 @@ convenience; a truly unsupervised deployment would keep the last weights).
 
 from __future__ import annotations
 
-import functools
 import json
 from dataclasses import asdict, dataclass, field
 
-import h5py
 import torch
-from torch.utils.data import Dataset
 
+from mrisr.losses.udean import DEFAULT_LAMBDAS, TERMS, discriminator_terms, generator_terms, weighted_sum
 from mrisr.models import build_model, count_parameters
 from mrisr.models.udean import UdeanSystem
-from mrisr.patches.dataset import PatchDataset
+from mrisr.patches.augment import augment_batch, augment_plan
+from mrisr.patches.dataset import PatchDataset, UnpairedDataset
+from mrisr.patches.sampler import unpaired_sampler
 from mrisr.train.config import checked_config, fingerprint
 from mrisr.train.engine import step_loader
-from mrisr.train.sampler import StepBatchSampler, augment_batch, augment_plan
 from mrisr.train.supervised import SupervisedTask, autocast, make_scheduler, store_info, to_device
 
-STREAM_SOURCE = 2  # RNG stream ids beside sampler.STREAM_ORDER (0) and STREAM_AUGMENT (1)
-STREAM_TARGET = 3
-SSIM_SIGMA = 1.5
-SSIM_TAPS = 11
-SSIM_K1, SSIM_K2 = 0.01, 0.03
-DEFAULT_LAMBDAS = {"image_cycle": 1.0, "feature_cycle": 0.1, "hr_consistency": 1.0, "lr_consistency": 1.0,
-                   "degradation_adaptation": 0.1, "feature_adaptation": 0.1}  # λ1 … λ6
-TERMS = tuple(DEFAULT_LAMBDAS)
-
-
-# ============================================================================ losses
-def gaussian_taps(n: int, taps: int = SSIM_TAPS, sigma: float = SSIM_SIGMA) -> torch.Tensor:
-    """Normalised Gaussian window for an axis of n samples: `taps` long, or the longest odd
-    length that fits (a thin axis still gets a valid, centred window)."""
-    k = min(taps, n if n % 2 else n - 1)
-    x = torch.arange(k, dtype=torch.float64) - (k - 1) / 2
-    w = torch.exp(-(x**2) / (2 * sigma**2))
-    return w / w.sum()
-
-
-@functools.lru_cache(maxsize=32)
-def valid_filter_matrix(n: int) -> torch.Tensor:
-    """(n − k + 1) × n band matrix M with (M @ v)[i] = Σ_j w[j]·v[i + j]: the 'valid' Gaussian
-    filter of one axis. A matmul per axis is far cheaper on CPU than a grouped 1-tap-wide
-    conv3d, and its cost does not depend on patch thinness."""
-    w = gaussian_taps(n)
-    k = w.numel()
-    m = torch.zeros(n - k + 1, n, dtype=torch.float64)
-    for i in range(n - k + 1):
-        m[i, i:i + k] = w
-    return m
-
-
-def gaussian_valid(x: torch.Tensor) -> torch.Tensor:
-    """Separable Gaussian filter over the last three axes of x, keeping only the 'valid' region."""
-    for axis in range(x.ndim - 3, x.ndim):
-        m = valid_filter_matrix(x.shape[axis]).to(dtype=x.dtype, device=x.device)
-        x = torch.movedim(torch.movedim(x, axis, -1) @ m.T, -1, axis)
-    return x
-
-
-def ssim3d(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
-    """Mean 3D SSIM per sample (B,) of (B, C, X, Y, Z) tensors (Wang et al.; population
-    covariance; mean over the valid region — mrisr.evaluate.metrics.ssim where the full
-    11-tap window fits)."""
-    if x.shape != y.shape or x.ndim != 5:
-        raise ValueError(f"ssim3d needs two (B, C, X, Y, Z) tensors of one shape, got {tuple(x.shape)}, {tuple(y.shape)}")
-    # float32 even under bf16 autocast: the variances are differences of nearly equal moments.
-    with torch.autocast(device_type=x.device.type, enabled=False):
-        dtype = torch.float64 if x.dtype == torch.float64 else torch.float32  # float64 for reference tests
-        x, y = x.to(dtype), y.to(dtype)
-        ux, uy, xx, yy, xy = gaussian_valid(torch.stack([x, y, x * x, y * y, x * y]))  # one pass for all moments
-        vx, vy, vxy = xx - ux * ux, yy - uy * uy, xy - ux * uy
-        c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2
-        s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
-        return s.flatten(1).mean(dim=1)
-
-
-def ssim_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Eq. 2: 1 − SSIM3D, averaged over the batch."""
-    return 1.0 - ssim3d(x, y).mean()
-
-
-def pixel_loss(x: torch.Tensor, y: torch.Tensor, alpha: float) -> torch.Tensor:
-    """Eq. 3: L1 + α·L_SSIM (in float32 whatever the forward's autocast dtype)."""
-    x, y = x.float(), y.float()
-    return torch.nn.functional.l1_loss(x, y) + alpha * ssim_loss(x, y)
-
-
-def lsgan_d(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """Eqs. 4 and 6, critic side: ½E[(D(real) − 1)²] + ½E[D(fake)²]."""
-    return 0.5 * ((real - 1.0) ** 2).mean() + 0.5 * (fake**2).mean()
-
-
-def lsgan_g(fake: torch.Tensor) -> torch.Tensor:
-    """Eq. 4, generator side: ½E[(D(fake) − 1)²]."""
-    return 0.5 * ((fake - 1.0) ** 2).mean()
-
-
-def confusion(scores: torch.Tensor) -> torch.Tensor:
-    """Eq. 7 for one feature batch: E|D_F(f) − 0.5| — zero where the critic cannot tell."""
-    return (scores - 0.5).abs().mean()
-
-
-def generator_terms(system: UdeanSystem, out: dict[str, torch.Tensor], x_s: torch.Tensor, x_t: torch.Tensor,
-                    alpha: float, beta: float) -> dict[str, torch.Tensor]:
-    """Eqs. 4, 5, 7, 8, 9, unweighted by λ; β (eq. 10) is applied here to the two adversarial terms."""
-    return {
-        "image_cycle": pixel_loss(out["y_sts"], x_s, alpha),
-        "feature_cycle": torch.nn.functional.l1_loss(out["f_sts"].float(), out["f_s"].float()),
-        "hr_consistency": pixel_loss(out["y_s_hat"], x_s, alpha),
-        "lr_consistency": pixel_loss(out["x_t_hat"], x_t, alpha),
-        "degradation_adaptation": beta * lsgan_g(system.d_lr(out["x_st"]).float()),
-        "feature_adaptation": beta * sum(confusion(s) for s in critic_scores(system.d_feat, out["f_t"], out["f_s"])),
-    }
-
-
-def critic_scores(critic: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Scores of real and fake in one forward (the critics have no batch statistics, so this
-    equals two calls and halves the number of small convolutions)."""
-    scores = critic(torch.cat([real, fake.to(real.dtype)])).float()
-    return scores[: len(real)], scores[len(real):]
-
-
-def discriminator_terms(system: UdeanSystem, out: dict[str, torch.Tensor], x_t: torch.Tensor) -> dict[str, torch.Tensor]:
-    """L_D of both critics on detached generator outputs."""
-    return {
-        "d_lr": lsgan_d(*critic_scores(system.d_lr, x_t, out["x_st"].detach())),
-        "d_feat": lsgan_d(*critic_scores(system.d_feat, out["f_t"].detach(), out["f_s"].detach())),
-    }
-
-
-def weighted_sum(terms: dict[str, torch.Tensor], lambdas: dict[str, float]) -> torch.Tensor:
-    return sum(lambdas[k] * terms[k] for k in TERMS)
-
-
-# ============================================================================ config
 @dataclass(frozen=True)
 class UdeanConfig:
     """The `udean` section of the model config: the training-only networks and the loss weights."""
@@ -207,31 +71,6 @@ class UdeanConfig:
             raise ValueError("udean.lr_min must be >= 0 and udean.adam_betas a pair")
 
 
-# ============================================================================ data
-def unpaired_sampler(seed: int, n_source: int, n_target: int, batch_size: int, start: int,
-                     stop: int) -> StepBatchSampler:
-    """Batches of (source index, target index) for steps start..stop−1, two independent streams."""
-    return StepBatchSampler(seed, (n_source, n_target), batch_size, start, stop, streams=(STREAM_SOURCE, STREAM_TARGET))
-
-
-class UnpairedDataset(Dataset):
-    """Item (i, j) → {"hr": source patch i, "lr": target patch j} of one store: its `source_hr`
-    and `target_lr` (a UDEAN group store) when present, else its `hr` and `lr`."""
-
-    def __init__(self, path) -> None:
-        with h5py.File(path, "r") as f:
-            self.keys = ("source_hr", "target_lr") if "source_hr" in f else ("hr", "lr")
-        self.source, self.target = (PatchDataset(path, (k,)) for k in self.keys)
-
-    def __len__(self) -> int:
-        return max(len(self.source), len(self.target))
-
-    def __getitem__(self, ij: tuple[int, int]) -> dict[str, torch.Tensor]:
-        i, j = ij
-        return {"hr": self.source[i][self.keys[0]], "lr": self.target[j][self.keys[1]]}
-
-
-# ============================================================================ task
 class UdeanTask(SupervisedTask, kind="udean"):
     """Unpaired source/target streams and alternating G/D updates; validation as supervised.
     `model` is the inference net (`udean`, saved as model.pt); `nets` = `system` holds every
