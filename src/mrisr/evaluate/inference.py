@@ -218,7 +218,7 @@ def _run_video(model, lr: np.ndarray, grid: Grid, cycle: tuple[int, int] | None,
     model was trained on. All slices of a clip go through the model as one batch."""
     import torch
 
-    from mrisr.models.phase import cyclic_clip_indices, phase_code
+    from mrisr.phase import cyclic_clip_indices, phase_code
 
     if lr.ndim != 4 or tuple(grid.axes) != (0, 1):
         raise ValueError(f"video models need a 4D cine degraded over axes (0, 1), got {lr.shape}, axes {grid.axes}")

@@ -10,7 +10,7 @@ for the central T̃):
     H_F^t      = ConvLSTM_F over L^0..L^t       forward memory, warm-up frames included
     H_B^t      = ConvLSTM_B over L^end..L^t     backward memory (bidirectional)
     H_P^t      = PF([H_F, H_B, P]^{t-N..t+N})   phase fusion over 2N+1 frames; P^t = phase
-                                                code (mrisr.models.phase), one constant
+                                                code (mrisr.phase), one constant
                                                 channel per frame; the window is clamped
                                                 at the clip ends
     I_SR^t     = Up(L^t ⊕ H_P^t) + cubic(I_LR^t)
@@ -73,8 +73,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from mrisr.models.common import CubicUpsample, SRModel, Upsampler, check_integer_scale, conv_nd
-from mrisr.models.phase import cyclic_clip_indices, phase_code
 from mrisr.models.registry import register
+from mrisr.phase import cyclic_clip_indices, phase_code
 
 __all__ = ["ConvLSTMCell", "ConvLSTM", "PhaseFusion", "PhaseVSR", "cyclic_clip_indices", "phase_code"]
 

@@ -111,7 +111,7 @@ def sample_clips(
     warm-up frames prime the recurrent memory); hr: (n, frames, H, W) of the central
     frames; phase: (n, frames + 2·warmup) phase codes of every lr frame.
     """
-    from mrisr.models.phase import cyclic_clip_indices, phase_code  # numpy only
+    from mrisr.phase import cyclic_clip_indices, phase_code  # numpy only: no torch
 
     if hr.ndim != 4 or tuple(grid.axes) != (0, 1):
         raise ValueError(f"clips need a 4D cine degraded over axes (0, 1), got shape {hr.shape}, axes {grid.axes}")
