@@ -78,6 +78,10 @@ COVERAGE: dict[str, Check] = {
     **{f".venv/bin/python bench/{b}.py --quick": Check("shell", cmd=f".venv/bin/python bench/{b}.py --quick",
                                                          why="speed is not asserted: the script runs and exits 0")
        for b in ("degrade", "loader", "train_step", "infer3d", "job_process", "scheduler", "scheduler_wait")},
+    ".venv/bin/python bench/default_run_cpu.py --ref c9736c6 --ref-config bench/configs/c9736c6-default.yaml "
+    "--config bench/configs/c9736c6-default-main-schema.yaml --dir /tmp/mrisr-cpu": Check(
+        "shell", cmd=".venv/bin/python bench/default_run_cpu.py --help",
+        expect="--ref-config", why="two default runs, about 90 min: its options only"),
     # docs/cluster.md
     "export MRISR_SLURM_GPU_PARTITION=gpu": Check("shell", cmd="export MRISR_SLURM_GPU_PARTITION=gpu"),
     "tmux new -s mrisr": Check("shell", cmd="tmux -V", expect="tmux", why="interactive: tmux is there"),
