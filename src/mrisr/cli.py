@@ -68,7 +68,14 @@ def _quiet_blas_threads() -> None:
 
 
 def _set_threads(n: int | None) -> None:
+    """Start of every stage that runs a torch model (train, model evaluate, upscale, cost): its
+    thread count, and glibc keeping freed tensors for reuse (mrisr.memory.keep_freed_memory).
+    Only these stages: the malloc settings move where arrays land, and SimpleITK's registration
+    sums in an order that depends on it (fitted angles moved ~1e-7 degrees, tests/test_batch.py)."""
     if n:
+        from mrisr.memory import keep_freed_memory
+
+        keep_freed_memory()  # before any large allocation: freed tensors are reused, not page-faulted in again
         import torch
 
         torch.set_num_threads(n)
@@ -778,9 +785,7 @@ def main(argv: list[str] | None = None) -> int:
     import os
 
     from mrisr.errors import one_line
-    from mrisr.memory import keep_freed_memory
 
-    keep_freed_memory()  # before any large allocation: freed tensors are reused, not page-faulted in again
     _quiet_blas_threads()  # before numpy loads OpenBLAS
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("MRISR_DEBUG", "") not in ("", "0")
