@@ -140,7 +140,12 @@ MMAPPED = r"""
 import ctypes, json, sys
 import numpy as np
 from mrisr.memory import keep_freed_memory
-applied = keep_freed_memory() if sys.argv[1] == "on" else False
+if sys.argv[1] == "stage":  # a torch stage's start (train, model evaluate, upscale, cost) applies it
+    from mrisr.cli import _set_threads
+    _set_threads(1)
+    applied = None
+else:
+    applied = keep_freed_memory() if sys.argv[1] == "on" else False
 libc = ctypes.CDLL(None)
 if not hasattr(libc, "mallinfo2"):
     print(json.dumps([applied, None])); raise SystemExit
@@ -157,7 +162,7 @@ print(json.dumps([applied, libc.mallinfo2().hblkhd]))
 def test_keep_freed_memory_serves_blocks_from_the_heap() -> None:
     """A 20 MiB block comes from the heap (kept and reused when freed), not from its own mmap (unmapped
     when freed, page-faulted in again by the next step: sys CPU of every train/evaluate job); the
-    user's own MALLOC_* settings win."""
+    user's own MALLOC_* settings win; the torch stages apply it at their start (mrisr.cli._set_threads)."""
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")},
            "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
 
@@ -171,4 +176,5 @@ def test_keep_freed_memory_serves_blocks_from_the_heap() -> None:
     if not applied or tuned is None:
         pytest.skip("not glibc >= 2.33")
     assert stock >= 20 << 20 and tuned < 1 << 20, (tuned, stock)
+    assert mmapped("stage")[1] < 1 << 20  # the torch stages set it up at their start
     assert mmapped("on", {"MALLOC_ARENA_MAX": "2"})[0] is False

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from mrisr.grid import Grid, cubic_upsample
-from mrisr.models.phase import cyclic_clip_indices, phase_code
+from mrisr.phase import cyclic_clip_indices, phase_code
 from mrisr.models.phase_vsr import ConvLSTM, ConvLSTMCell, PhaseVSR
 from mrisr.models.registry import build_model, count_parameters
 

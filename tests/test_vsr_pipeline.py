@@ -20,7 +20,7 @@ from mrisr.evaluate.cost import COST_COLUMNS, MethodSpec, measure_costs, parse_m
 from mrisr.evaluate.sweep import SWEEP_COLUMNS, write_sweep_tables
 from mrisr.io import read_json, read_nifti
 from mrisr.models import build_model, count_parameters, save_model
-from mrisr.models.phase import phase_code
+from mrisr.phase import phase_code
 from snakemake_runner import run_snakemake
 
 LR_DIR = "results/tiny_cine/lr/lowpass_bicubic/x2"

@@ -70,8 +70,7 @@ def _quiet_blas_threads() -> None:
 def _set_threads(n: int | None) -> None:
     """Start of every stage that runs a torch model (train, model evaluate, upscale, cost): its
     thread count, and glibc keeping freed tensors for reuse (mrisr.memory.keep_freed_memory).
-    Only these stages: the malloc settings move where arrays land, and SimpleITK's registration
-    sums in an order that depends on it (fitted angles moved ~1e-7 degrees, tests/test_batch.py)."""
+    Only these stages: the page faults it saves come from tensors reallocated every step."""
     if n:
         from mrisr.memory import keep_freed_memory
 

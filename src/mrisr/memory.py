@@ -34,9 +34,8 @@ def keep_freed_memory() -> bool:
     and trims the heap top beyond 128 KiB; a training or inference loop that frees and reallocates
     its tensors and arrays every step then pays a page fault for every page of them, every step:
     sys CPU time, not math (a `phase_vsr` ×4 training job: 576,000 page faults, 2.2 sys-s; with
-    these settings 78,000 and 0.7). Where a block lands can change the last bits of sums whose
-    order follows memory alignment (SimpleITK's registration: ~1e-7 degrees), so mrisr.cli applies
-    it only in the stages that run torch models.
+    these settings 78,000 and 0.7). mrisr.cli applies it in the stages that run torch models only,
+    where those per-step reallocations are.
     Skipped where the user set glibc's own knobs (MALLOC_* variables, GLIBC_TUNABLES malloc
     entries) and off glibc (macOS, musl). Returns whether the settings were applied.
     """
