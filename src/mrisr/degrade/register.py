@@ -14,6 +14,8 @@ rot_x_deg, rot_z_deg, trans_x_vox, trans_z_vox of a rigid motion (fixed point â†
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -29,8 +31,9 @@ from mrisr.io.nifti import spacing_of
 
 @dataclass(frozen=True)
 class RegistrationSettings:
-    """Optimiser and pyramid. The metric samples a fixed, seeded random subset of voxels on one
-    thread, so the same inputs give the same result (to ~1e-12: ITK's summation order)."""
+    """Optimiser and pyramid. The metric samples a fixed, seeded random subset of voxels, and every
+    ITK filter of the registration runs on `threads` threads (1), so the same inputs give the same
+    result bit for bit."""
 
     shrink_factors: tuple[int, ...] = (4, 2, 1)
     smoothing_sigmas_vox: tuple[float, ...] = (2.0, 1.0, 0.0)
@@ -63,6 +66,22 @@ def centred_euler(shape: tuple[int, ...], spacing: tuple[float, ...]) -> sitk.Eu
     transform = sitk.Euler3DTransform()
     transform.SetCenter([(n - 1) / 2.0 * s for n, s in zip(shape, spacing)])
     return transform
+
+
+@contextmanager
+def itk_threads(n: int) -> Iterator[None]:
+    """ITK's global default thread count set to n for the block, then restored.
+
+    ImageRegistrationMethod.SetNumberOfThreads reaches the metric only: the filters it builds
+    inside (the multi-resolution pyramid's smoothing and shrinking) take the global default.
+    With more than one thread the fitted angles differed by ~1e-7Â° between two runs on the same
+    files (tests/test_batch.py failed 5 of 20 runs); with one, 20 of 20 agreed."""
+    before = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(n)
+    try:
+        yield
+    finally:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(before)
 
 
 def registration_method(settings: RegistrationSettings) -> sitk.ImageRegistrationMethod:
@@ -130,7 +149,8 @@ def register_rigid(fixed: np.ndarray, moving: np.ndarray, spacing: tuple[float, 
     fixed_img, moving_img = to_sitk(fixed, spacing), to_sitk(moving, spacing)
     reg = registration_method(settings)
     reg.SetInitialTransform(centred_euler(fixed.shape, spacing), inPlace=False)
-    fitted = _as_euler(reg.Execute(fixed_img, moving_img))
+    with itk_threads(settings.threads):
+        fitted = _as_euler(reg.Execute(fixed_img, moving_img))
     aligned = resample_moving(moving_img, fixed_img, fitted, float(moving.min()), float(moving.max()))
     params = {**transform_params(fitted, spacing), "metric": float(reg.GetMetricValue()),
               "stop": reg.GetOptimizerStopConditionDescription(), "settings": asdict(settings)}
