@@ -66,9 +66,23 @@ def params_of(cfg: dict, method: str, dataset: str | None, scale: float, dims: i
 def test_every_paper_config_is_covered_and_exists():
     named = {c for paper in TABLE["papers"] for c in paper["configs"]}
     assert named == set(PAPER_CONFIGS)
+    configs = {paper["short"]: set(paper["configs"]) for paper in TABLE["papers"]}
     for short, _, row in ROWS:
         for check in row.get("checks", []):
-            assert check["config"] in named, f"{short}: {row['element']}: unknown config {check['config']!r}"
+            # A row checks its own paper's configs: a Meta-SRGAN row that a merge left inside the UDEAN
+            # section (it happened) would otherwise pass as a UDEAN row.
+            assert check["config"] in configs[short], f"{short}: {row['element']}: config {check['config']!r} " \
+                                                      f"is not one of this paper's {sorted(configs[short])}"
+
+
+def test_each_paper_and_each_element_once():
+    for field in ("short", "title"):
+        values = [paper[field] for paper in TABLE["papers"]]
+        assert len(values) == len(set(values)), f"a paper {field} appears twice: {values}"
+    for paper in TABLE["papers"]:
+        elements = [row["element"] for row in paper["rows"]]
+        twice = sorted({e for e in elements if elements.count(e) > 1})
+        assert not twice, f"{paper['short']}: elements listed twice: {twice}"
 
 
 @pytest.mark.parametrize("short,i,row", ROWS, ids=[f"{s}#{i}" for s, i, _ in ROWS])
