@@ -156,6 +156,9 @@ def test_loss_is_weighted_sum_of_l1_terms():
     no_ref = make(use_ref=False, alpha=0.3)
     out = no_ref(batch["lr"], batch["ref"])
     torch.testing.assert_close(no_ref.loss(out, batch), 0.3 * (out - batch["hr"]).abs().mean())
+    # the model card's words for the same sums
+    assert model.loss_text() == "0.3·L1(target) + 0.7·L1(auxiliary reference reconstruction)"
+    assert no_ref.loss_text() == "0.3·L1(target)"
 
 
 def test_auxiliary_reference_reconstruction_is_not_an_identity():

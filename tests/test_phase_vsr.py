@@ -191,6 +191,19 @@ def test_loss_is_sum_of_stage_and_deep_supervision_l1_and_trains_every_parameter
         model.loss(out.detach().clone(), {"hr": hr})  # not this forward's output
 
 
+@pytest.mark.parametrize("args", [{}, {"bidirectional": False}, {"bidirectional": False, "fusion": False},
+                                  {"fusion": False}])
+def test_the_card_names_the_loss_terms_training_sums(args):
+    """The model card's loss (`loss_text`) lists exactly the stage outputs a training forward makes."""
+    model = tiny_model(omega=1, n_warmup=1, **args).train()
+    lr, phase = clip(frames=5)
+    model(lr, phase)
+    made = [k for k in ("sr", "fwd", "bwd") if model.stage_outputs[k]]
+    named = {"sr": "L1(I_SR^ω)", "fwd": "L1(I_SR,F^ω)", "bwd": "L1(I_SR,B^ω)"}
+    text = model.loss_text()
+    assert [k for k in named if named[k] in text] == made and "2 refinement stage" in text
+
+
 @pytest.mark.parametrize("omega", [0, 2])
 def test_warmup_frames_run_without_gradients_in_training(omega):
     """As the authors' code: warm-up frames prime the memory under no_grad (no gradient

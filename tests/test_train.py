@@ -215,7 +215,7 @@ def test_training_learns_and_beats_cubic(blocky_stores, tmp_path):
     assert record["val_psnr"] == pytest.approx(psnr_model, abs=1e-3)  # val PSNR = mean per-patch PSNR
 
     card = (tmp_path / "card.md").read_text()
-    for needle in ("edsr", "h-train", "h-val", "reduced budget", f"{psnr_cubic:.2f} dB", "| scale | 2 |"):
+    for needle in ("edsr", "h-train", "h-val", "reduced budget", f"{psnr_cubic:.2f} dB", "| scale | 2 |", ", L1 loss |"):
         assert needle in card
     for name in ("last.pt", "best.pt"):
         assert torch.load(tmp_path / "ckpt" / name, weights_only=True)

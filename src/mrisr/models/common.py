@@ -53,6 +53,10 @@ class SRModel(nn.Module):
     def loss(self, output: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return F.l1_loss(output, batch["hr"])
 
+    def loss_text(self) -> str:
+        """What `loss` computes, in words, for the model card (a model with its own loss says so)."""
+        return "L1 loss"
+
 
 class CubicUpsample(nn.Module):
     """Separable Keys-cubic upsampling (B, C, *lr) → (B, C, *hr) on every spatial axis: the one

@@ -4,7 +4,7 @@ Generator trunk, normalisation and discriminator are SRGAN's (`models.srgan`, Le
 CVPR 2017; the fixed-scale baseline `srgan` lives there). Then:
 
 * `meta_srgan`: the Meta-Upscale module (Hu et al., CVPR 2019, "Meta-SR"): for every HR
-  pixel a weight-prediction net (3 FC layers) maps its position relative to the LR grid
+  pixel a weight-prediction net (2 FC layers as Meta-SR's Pos2Weight, or 3) maps its position relative to the LR grid
   and 1/r to the weights of a k×k×C→1 filter, applied to the LR features around it. Any
   scale r ≥ 1 and any output shape, including non-integer r and non-square images.
 

@@ -214,6 +214,11 @@ class MINet(SRModel):
         return self.tgt_rec(feat) + self.cubic(lr)
 
     # -- loss ------------------------------------------------------------------------------
+    def loss_text(self) -> str:
+        if not self.use_ref:
+            return f"{self.alpha:g}·L1(target)"
+        return f"{self.alpha:g}·L1(target) + {self.beta:g}·L1(auxiliary reference reconstruction)"
+
     def loss(self, output: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """α·L1(x̂_tgt, hr) + β·L1(x̂_ref, ref), the auxiliary term from the last forward."""
         total = self.alpha * F.l1_loss(output, batch["hr"])

@@ -331,6 +331,15 @@ class PhaseVSR(SRModel):
         state["stage_outputs"], state["_last_output"] = {}, None
         return state
 
+    def loss_text(self) -> str:
+        """The terms `loss` sums (the same switches as _forward's `deep`)."""
+        terms = ["L1(I_SR^ω)"]
+        if self.bidirectional or self.fusion:
+            terms.append("L1(I_SR,F^ω)")
+            if self.bidirectional:
+                terms.append("L1(I_SR,B^ω)")
+        return f"Σ over the {self.omega + 1} refinement stage(s) ω of " + " + ".join(terms)
+
     def loss(self, output: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Σ_ω L1(I_SR^ω) + L1(I_SR,F^ω) + L1(I_SR,B^ω) against batch["hr"] (B, T̃, 1, H, W).
 

@@ -32,6 +32,12 @@ def _db(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.2f} dB"
 
 
+def loss_text(model: torch.nn.Module) -> str:
+    """The model's own description of its training loss (`SRModel.loss_text`); L1 for any other."""
+    describe = getattr(model, "loss_text", None)
+    return describe() if callable(describe) else "L1 loss"
+
+
 def budget(cfg: TrainConfig) -> str:
     """The resolved steps × batch, and which key gave the budget."""
     given = f"`train.epochs: {cfg.epochs:g}`" if cfg.epochs is not None else "`train.steps`"
@@ -60,7 +66,7 @@ def render_card(task, rows: dict[str, str | None], sections: list[str], best: di
         f"| seed | {task.seed} |",
         f"| device | {describe_device(task.device)} |",
         f"| steps × batch | {budget(cfg)} |",
-        f"| optimiser | Adam, lr {cfg.lr:g}, scheduler {cfg.scheduler}{decay}, L1 loss |",
+        f"| optimiser | Adam, lr {cfg.lr:g}, scheduler {cfg.scheduler}{decay}, {loss_text(task.model)} |",
         f"| precision | {'bf16 autocast' if cfg.bf16 else 'float32'}{', channels_last' if cfg.channels_last else ''} |",
         f"| augmentation | {AUGMENT_TEXT[cfg.augment]} |",
         f"| best val PSNR | {_db(float(best['val_psnr']))} at step {int(best['step'])} (these weights) |",
