@@ -11,26 +11,11 @@ import pytest
 from PIL import Image
 from skimage.color import rgb2ycbcr
 
+from div2k_fixture import random_rgb, write_div2k
 from mrisr.cli import main
 from mrisr.datasets import get_reader
 from mrisr.datasets.div2k import image_to_volume, rgb_to_y
 from mrisr.errors import InputError
-
-
-def random_rgb(seed: int, height: int = 20, width: int = 30) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, size=(height, width, 3), dtype=np.uint8)
-
-
-def write_div2k(root: Path, numbers: dict[str, list[int]], height: int = 20, width: int = 30) -> dict[str, np.ndarray]:
-    """PNGs {folder: [numbers]} under root; returns subject -> RGB pixels written."""
-    pixels = {}
-    for folder, nums in numbers.items():
-        (root / folder).mkdir(parents=True, exist_ok=True)
-        for n in nums:
-            rgb = random_rgb(n, height, width)
-            Image.fromarray(rgb, "RGB").save(root / folder / f"{n:04d}.png")
-            pixels[f"{n:04d}"] = rgb
-    return pixels
 
 
 def test_luminance_is_matlab_rgb2ycbcr_y() -> None:
