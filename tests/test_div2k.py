@@ -83,13 +83,18 @@ def write_bad(path: Path, kind: str) -> None:
         Image.fromarray(np.dstack([rgb, rgb[..., :1]]), "RGBA").save(path)
     elif kind == "grey16":
         Image.fromarray(rgb[..., 0].astype(np.uint16) * 257).save(path)
+    elif kind == "rgb16":  # Pillow cannot write 48-bit RGB; SimpleITK can
+        import SimpleITK as sitk
+
+        sitk.WriteImage(sitk.GetImageFromArray(rgb.astype(np.uint16) * 257, isVector=True), str(path))
     else:
         raise AssertionError(kind)
 
 
 @pytest.mark.parametrize("kind, problem", [
     ("jpeg", "not a PNG"), ("text", "not an image Pillow can read"), ("truncated", "unreadable PNG"),
-    ("palette", "mode 'P'"), ("alpha", "mode 'RGBA'"), ("grey16", "mode 'I;16'")])
+    ("palette", "mode 'P'"), ("alpha", "mode 'RGBA'"), ("grey16", "mode 'I;16'"),
+    ("rgb16", "pixel format 'RGB;16B'")])
 def test_bad_images_are_one_error_naming_the_file(tmp_path: Path, kind: str, problem: str) -> None:
     write_div2k(tmp_path, {"DIV2K_train_HR": [1]})
     bad = tmp_path / "DIV2K_train_HR" / "0002.png"
@@ -122,3 +127,13 @@ def test_layout_errors_name_the_file(tmp_path: Path) -> None:
     assert err.value.path.endswith("cat.png")
     with pytest.raises(ValueError, match="min_size"):
         get_reader("div2k", min_size=0)
+
+
+def test_prepare_cli_fails_with_one_line_naming_the_png(tmp_path: Path, capsys) -> None:
+    write_div2k(tmp_path / "raw", {"DIV2K_train_HR": [1]})
+    bad = tmp_path / "raw" / "DIV2K_train_HR" / "0001.png"
+    write_bad(bad, "truncated")
+    assert main(["prepare", "--reader", "div2k", "--raw", str(tmp_path / "raw"), "--subject", "0001",
+                 "--dataset", "div2k", "--out-dir", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"mrisr prepare: error: {bad}: unreadable PNG"), err

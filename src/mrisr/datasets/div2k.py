@@ -69,6 +69,12 @@ def read_png_rgb(path: Path) -> np.ndarray:
             if img.mode != "RGB":
                 raise InputError(path, f"image mode {img.mode!r}: DIV2K images are 8-bit RGB (mode 'RGB'); "
                                        f"palette, alpha, grey and 16-bit files are refused")
+            # A 16-bit RGB PNG opens as mode 'RGB' too, decoded from raw mode 'RGB;16B' to its high bytes:
+            # only the tile's raw mode tells it from an 8-bit one.
+            rawmode = img.tile[0][3] if img.tile else "RGB"
+            if rawmode != "RGB":
+                raise InputError(path, f"PNG pixel format {rawmode!r}: DIV2K images are 8 bits per channel; "
+                                       f"16-bit files are refused (Pillow would keep only their high bytes)")
             img.load()  # decodes now: a truncated file fails here, not as a short array later
             return np.asarray(img, dtype=np.uint8)
     except UnidentifiedImageError:
