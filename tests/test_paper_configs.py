@@ -123,11 +123,11 @@ def method_scales(d: dict) -> list[tuple[str, int]]:
 
 def expected_experiments(cfg: dict) -> tuple[int, int]:
     """(trainings, evaluations) the config asks for: learned methods × scales of datasets
-    that train; every method × scale of every dataset is evaluated."""
+    that train; every method × scale of every dataset is evaluated, except a train_only one's."""
     interp = {"bicubic", "tricubic"}
     train = sum(n for d in cfg["datasets"].values() if not d.get("train_from")
                 for m, n in method_scales(d) if m not in interp)
-    evaluate = sum(n for d in cfg["datasets"].values() for _, n in method_scales(d))
+    evaluate = sum(n for d in cfg["datasets"].values() if not d.get("train_only") for _, n in method_scales(d))
     return train, evaluate
 
 
