@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from div2k_fixture import write_div2k
 from mrisr.cli import main
 from mrisr.datasets import write_synth
 
@@ -34,6 +35,7 @@ TINY = {  # fixture generators: (kind, n_subjects, params)
     "brats": ("multicontrast", 5, {"size": [24, 24], "slices": 2}),
     "hcp": ("volume", 5, {"shape": [16, 16, 16]}),
     "brats_slices": ("multicontrast", 5, {"size": [24, 24], "slices": 2}),
+    "div2k": None,  # PNGs in DIV2K's layout (div2k_fixture), not a generator's
     "hcp_udean_volume": ("volume", 10, {"shape": [16, 16, 16]}),  # 8 train = 4 target + 4 source
 }
 # The fixture generator writes BraTS-style t1/t2 files; a config reading another contrast gets the t1
@@ -68,9 +70,13 @@ def fixture_config(name: str, tmp_path: Path, archive_for: str | None = None) ->
     """The paper config with every dataset's raw pointed at fresh fixture data."""
     cfg = yaml.safe_load((REPO / "config" / f"{name}.yaml").read_text(encoding="utf-8"))
     for ds, d in cfg["datasets"].items():
-        kind, n, params = TINY[ds]
         raw = tmp_path / "fixtures" / ds
-        write_synth(kind, raw, n, 1, params)
+        if d["reader"] == "div2k":  # 4 train + 1 valid image; the published split names all 900
+            write_div2k(raw, {"DIV2K_train_HR": [1, 2, 3, 4], "DIV2K_valid_HR": [801]}, height=100, width=100)
+            d["split"] = [4, 1, 0]
+        else:
+            kind, n, params = TINY[ds]
+            write_synth(kind, raw, n, 1, params)
         if ds in RENAME:
             old_suffix, new_suffix = RENAME[ds]
             for f in sorted(raw.glob(f"*/*{old_suffix}")):
@@ -117,11 +123,11 @@ def method_scales(d: dict) -> list[tuple[str, int]]:
 
 def expected_experiments(cfg: dict) -> tuple[int, int]:
     """(trainings, evaluations) the config asks for: learned methods × scales of datasets
-    that train; every method × scale of every dataset is evaluated."""
+    that train; every method × scale of every dataset is evaluated, except a train_only one's."""
     interp = {"bicubic", "tricubic"}
     train = sum(n for d in cfg["datasets"].values() if not d.get("train_from")
                 for m, n in method_scales(d) if m not in interp)
-    evaluate = sum(n for d in cfg["datasets"].values() for _, n in method_scales(d))
+    evaluate = sum(n for d in cfg["datasets"].values() if not d.get("train_only") for _, n in method_scales(d))
     return train, evaluate
 
 
@@ -171,13 +177,47 @@ def test_meta_srgan_config_plans_one_arbitrary_scale_model_and_the_sweep(tmp_pat
     counts, cfg = plan("brats_meta_srgan", tmp_path)
     d = cfg["datasets"]["brats_slices"]
     assert len(d["scales"]) == 30
-    # one `train` rule: meta_srgan ONCE for every scale (models/.../any/), edsr and srgan at ×2 (Table 1)
-    assert counts["train"] == 3 and counts["evaluate"] == 2
-    assert counts["prepare"] == 1 and counts["degrade_scales_brats_slices"] == 1  # every subject × 30 scales
-    assert counts["patches_hr"] == 2 and counts["patches"] == 2  # HR-only train/val; ×2 pair train/val
+    # one `train` rule: meta_srgan ONCE for every scale (models/.../any/), edsr and srgan at ×2 (Table 1),
+    # and the DIV2K pretraining of meta_srgan (any/) and srgan (×2)
+    assert counts["train"] == 3 + 2 and counts["evaluate"] == 2  # div2k (train_only) is never evaluated
+    assert counts["prepare"] == 2 and counts["degrade_scales_brats_slices"] == 1  # every subject × 30 scales
+    assert counts["degrade"] == 1  # div2k ×2, for srgan's pairs
+    assert counts["patches_hr"] == 2 + 2 and counts["patches"] == 2 + 2  # HR-only train/val; ×2 pair train/val
     # bicubic and meta_srgan evaluated at every scale, one job each; the Fig. 8 sweep table
     assert counts["evaluate_scales_brats_slices_bicubic"] == counts["evaluate_scales_brats_slices_meta_srgan"] == 1
     assert counts["scale_sweep_brats_slices"] == 1 and counts["tables"] == 1
+    assert not any("div2k" in rule for rule in counts)  # no sweep, figure or evaluation rules for it
+
+
+def test_meta_srgan_config_pretrains_on_div2k_first(tmp_path: Path) -> None:
+    """brats_slices' meta_srgan and srgan train after, and from, the div2k ones (init_from); the
+    div2k models start from a seeded init (the overrides are brats_slices' only)."""
+    cfg_path, cfg = fixture_config("brats_meta_srgan", tmp_path)
+    work = tmp_path / "work"
+    work.mkdir()
+    inventory_in_process(work, cfg)
+    text = run(work, cfg_path, "-n", "-p", "all")  # -p: each job's shell command
+    jobs = train_jobs(text)
+    for method, scale_dir in (("meta_srgan", "any"), ("srgan", "x2")):
+        source = f"results/models/div2k/{method}/{scale_dir}/model.pt"
+        order = [out for out, _cmd in jobs]
+        pre, fine = order.index(source), order.index(f"results/models/brats_slices/{method}/{scale_dir}/model.pt")
+        assert pre < fine, order
+        assert f"--init-from {source}" in jobs[fine][1]
+        assert "--init-from" not in jobs[pre][1]
+    assert "--init-from" not in dict(jobs)["results/models/brats_slices/edsr/x2/model.pt"]
+
+
+def train_jobs(text: str) -> list[tuple[str, str]]:
+    """(model.pt output, shell command) of every `train` job of a `snakemake -n -p` listing, in plan order."""
+    out = []
+    for block in re.split(r"\n(?=rule |localrule )", text):
+        if block.startswith("rule train:"):
+            model = re.search(r"output: (\S*model\.pt)", block)
+            cmd = re.search(r"^\s*(?:Shell command: )?(python -m mrisr train .*)$", block, re.M)
+            assert model and cmd, block
+            out.append((model.group(1).rstrip(","), cmd.group(1)))
+    return out
 
 
 def test_udean_config_plans_the_five_learned_benchmarks(tmp_path: Path) -> None:

@@ -262,6 +262,8 @@ def base() -> dict:
 def test_config_check_accepts_the_new_keys() -> None:
     cfg = base()
     check_config(cfg)  # lr_patch [8, 8] at ×3 is fine (HR 24), where hr_patch [16, 16] would not be
+    cfg["datasets"]["b"]["train_only"] = True  # a pretraining set for a's `pre`
+    check_config(cfg)
 
 
 @pytest.mark.parametrize("edit, key, problem", [
@@ -276,6 +278,10 @@ def test_config_check_accepts_the_new_keys() -> None:
      "split file not found: /nonexistent/list.yaml"),
     (lambda c: c["models"]["edsr"].update(train={"steps": 10, "epochs": 2}), "models.edsr.train.epochs",
      "give train.steps or train.epochs, not both"),
+    (lambda c: c["datasets"]["b"].update(train_only=True, methods=["bicubic", "edsr"]), "datasets.b.methods[0]",
+     "'bicubic' is an interpolation: a train-only dataset would neither train nor evaluate it"),
+    (lambda c: c["datasets"].update(c={**c["datasets"]["b"], "train_only": True, "train_from": "b"}),
+     "datasets.c.train_only", "an external test set .train_from. only evaluates them: not both"),
 ])
 def test_config_check_errors_name_the_key(edit, key: str, problem: str) -> None:
     cfg = base()

@@ -17,6 +17,7 @@ import h5py
 import pandas as pd
 import pytest
 import yaml
+from div2k_fixture import write_div2k
 from snakemake_runner import run_snakemake
 
 REPO = Path(__file__).resolve().parents[1]
@@ -126,6 +127,11 @@ def test_paper_config_plans_one_training_and_one_sweep_job_per_method(tmp_path: 
     work = tmp_path / "work"
     assert main(["inventory", "--reader", "brats", "--reader-options", json.dumps({"contrasts": ["t2"]}),
                  "--raw", str(raw), "--out", str(work / "results/brats_slices/inventory.json")]) == 0
+    # the DIV2K pretraining set (train_only): 3 + 1 fixture PNGs in its layout, split by ratios
+    write_div2k(tmp_path / "div2k", {"DIV2K_train_HR": [1, 2, 3], "DIV2K_valid_HR": [801]}, height=100, width=100)
+    cfg["datasets"]["div2k"].update(raw={"dir": str(tmp_path / "div2k")}, split=[3, 1, 0])
+    assert main(["inventory", "--reader", "div2k", "--raw", str(tmp_path / "div2k"),
+                 "--out", str(work / "results/div2k/inventory.json")]) == 0
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
     proc = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--cores", "1",
                            "--directory", str(work), "-n", "all", "--configfile", str(tmp_path / "cfg.yaml")],
@@ -133,8 +139,10 @@ def test_paper_config_plans_one_training_and_one_sweep_job_per_method(tmp_path: 
     assert proc.returncode == 0, proc.stderr[-3000:]
     block = (proc.stdout + proc.stderr).split("Job stats:", 1)[1]
     counts = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", block, re.M)}
-    assert counts["train"] == 3  # meta_srgan once (models/.../any/); edsr, srgan at x2
+    # meta_srgan once (models/.../any/); edsr, srgan at x2; the div2k pretraining of meta_srgan and srgan
+    assert counts["train"] == 3 + 2
     assert "results/models/brats_slices/meta_srgan/any/model.pt" in proc.stdout
     assert counts["evaluate_scales_brats_slices_bicubic"] == 1
     assert counts["evaluate_scales_brats_slices_meta_srgan"] == 1
-    assert counts["evaluate"] == 2 and counts["degrade_scales_brats_slices"] == 1 and "degrade" not in counts
+    assert counts["evaluate"] == 2 and counts["degrade_scales_brats_slices"] == 1
+    assert counts["degrade"] == 1  # div2k ×2 only (srgan's pairs): brats_slices' scales all go through the batch

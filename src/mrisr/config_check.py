@@ -275,6 +275,7 @@ def _check_dataset(name: str, d: dict, config: dict, archs: Mapping[str, ArchSpe
             raise ConfigError(f"datasets.{name}.scales", f"scale {_fmt(odd[0])}: degradation mode nearest "
                                                         f"(decimation) needs integer scales")
 
+    _check_train_only(name, d, entries)
     src = d.get("train_from")
     if src is not None and (src not in datasets or datasets[src].get("train_from")):
         raise ConfigError(f"datasets.{name}.train_from", f"{src!r} is not a dataset that trains models "
@@ -353,6 +354,20 @@ def _check_external(name: str, d: dict, config: dict, archs: Mapping[str, ArchSp
             raise ConfigError(f"datasets.{name}.methods[{i}]",
                               f"{method!r} (arch {arch!r}) reads {INPUT_NAMES.get(lacking[0], lacking[0])}, which a "
                               f"{d.get('kind')} dataset does not have")
+
+
+def _check_train_only(name: str, d: dict, entries: list[tuple[int, str, list, str]]) -> None:
+    """A pretraining set (train_only) trains models and evaluates nothing: an external test set
+    (train_from) trains nothing, and an interpolation would be neither trained nor evaluated."""
+    if not d.get("train_only"):
+        return
+    if d.get("train_from") is not None:
+        raise ConfigError(f"datasets.{name}.train_only", "a train-only set trains models and an external test "
+                                                          "set (train_from) only evaluates them: not both")
+    for i, method, _scales, _key in entries:
+        if method in INTERPOLATIONS:
+            raise ConfigError(f"datasets.{name}.methods[{i}]", f"{method!r} is an interpolation: a train-only "
+                                                               f"dataset would neither train nor evaluate it")
 
 
 def _check_split(name: str, d: dict) -> None:

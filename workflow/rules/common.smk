@@ -134,6 +134,12 @@ def methods_at(dataset, scale):
     return [m for m, scales in method_entries(dataset) if float(scale) in {float(s) for s in scales}]
 
 
+def is_evaluated(dataset):
+    """False for a pretraining set (`train_only`): its models are trained for another dataset's
+    init_from and never evaluated, so it adds no experiments, studies, cost tables or scale sweep."""
+    return not ds(dataset).get("train_only")
+
+
 def train_dataset(dataset):
     """The dataset whose models this one evaluates (itself, or `train_from` for an external test set,
     e.g. the transfer check on real scans)."""
@@ -408,7 +414,7 @@ def get_model_targets():
 # ---------------------------------------------------------------------------- evaluate
 def experiments():
     """(dataset, method, scale) of every evaluation the config asks for."""
-    return [(name, m, fmt_scale(s)) for name, d in config["datasets"].items()
+    return [(name, m, fmt_scale(s)) for name, d in config["datasets"].items() if is_evaluated(name)
             for s in d["scales"] for m in methods_at(name, s)]
 
 
@@ -437,7 +443,7 @@ def study_experiments():
     """(dataset, method, scale, key, value) of every configured inference-time study."""
     out = []
     for name, d in config["datasets"].items():
-        if d.get("train_from"):
+        if d.get("train_from") or not is_evaluated(name):
             continue
         for method, scales in method_entries(name):
             if method in INTERPOLATIONS:
@@ -469,7 +475,7 @@ def cost_experiments():
     Cost = parameters and inference frames/s of every method there (the cine paper's Fig. 4a)."""
     out = []
     for name, d in config["datasets"].items():
-        if d.get("train_from"):
+        if d.get("train_from") or not is_evaluated(name):
             continue
         if any(m not in INTERPOLATIONS and store_of(name, m).train == "clips" for m, _s in method_entries(name)):
             out.append((name, fmt_scale(max(map(float, d["scales"])))))
@@ -499,7 +505,8 @@ def get_study_targets():
 # A dataset with an arbitrary-scale model is a "scale-sweep dataset": every listed scale is an
 # ordinary experiment, but its many scales are batched (one process per dataset / method).
 def scale_sweep_datasets():
-    return [d for d in config["datasets"] if any(is_arbitrary(d, m) for m, _s in method_entries(d))]
+    return [d for d in config["datasets"]
+            if is_evaluated(d) and any(is_arbitrary(d, m) for m, _s in method_entries(d))]
 
 
 def scale_sweep_methods(dataset):
@@ -578,6 +585,8 @@ def get_table_families():
     ablations, sweeps = {}, {}
     external = {name: d["train_from"] for name, d in config["datasets"].items() if d.get("train_from")}
     for name, d in config["datasets"].items():
+        if not is_evaluated(name):
+            continue
         arch = lambda m: None if m in INTERPOLATIONS else model_config(name, m)["arch"]
         full = {arch(m): m for m in d["methods"] if isinstance(m, str) and m not in INTERPOLATIONS}
         rungs = {e["name"]: full[arch(e["name"])] for e in d["methods"]

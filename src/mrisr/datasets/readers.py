@@ -1,5 +1,6 @@
 """Readers of real source layouts (also what reads the built-in data): ACDC, BraTS, HCP here;
-DSB 2015 (dsb.py), fastMRI knee (fastmri.py) and the user's own folder (nifti_folder.py).
+DSB 2015 (dsb.py), fastMRI knee (fastmri.py), DIV2K natural images (div2k.py) and the user's
+own folder (nifti_folder.py).
 
 Each returns canonical RAS float32 Series; every problem is an InputError naming the file.
 """
@@ -172,6 +173,7 @@ class HcpReader:
 READERS: dict[str, tuple[str, str]] = {
     "acdc": ("mrisr.datasets.readers", "AcdcReader"),
     "brats": ("mrisr.datasets.readers", "BratsReader"),
+    "div2k": ("mrisr.datasets.div2k", "Div2kReader"),
     "dsb": ("mrisr.datasets.dsb", "DsbReader"),
     "fastmri": ("mrisr.datasets.fastmri", "FastmriReader"),
     "hcp": ("mrisr.datasets.readers", "HcpReader"),
