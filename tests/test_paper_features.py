@@ -282,6 +282,8 @@ def test_config_check_accepts_the_new_keys() -> None:
      "'bicubic' is an interpolation: a train-only dataset would neither train nor evaluate it"),
     (lambda c: c["datasets"].update(c={**c["datasets"]["b"], "train_only": True, "train_from": "b"}),
      "datasets.c.train_only", "an external test set .train_from. only evaluates them: not both"),
+    (lambda c: [d.update(train_only=True) for d in c["datasets"].values()], "datasets",
+     "every dataset is train_only: nothing would be evaluated"),
 ])
 def test_config_check_errors_name_the_key(edit, key: str, problem: str) -> None:
     cfg = base()

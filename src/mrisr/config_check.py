@@ -431,3 +431,7 @@ def check_config(config: dict, archs: Mapping[str, ArchSpec] | None = None) -> N
         if not isinstance(d, dict):
             raise ConfigError(f"datasets.{name}", f"must be a mapping, got {d!r}")
         _check_dataset(name, d, config, archs)
+    if all(d.get("train_only") for d in datasets.values()):
+        # summary.csv and every table are built from evaluations: with none, `all` has nothing to end in
+        raise ConfigError("datasets", "every dataset is train_only: nothing would be evaluated "
+                                      "(a pretraining set needs a dataset that uses it)")
