@@ -140,6 +140,12 @@ def is_evaluated(dataset):
     return not ds(dataset).get("train_only")
 
 
+def evaluates_own_models(dataset):
+    """Evaluates the models it trains itself: neither an external test set (train_from) nor a
+    pretraining set (train_only). Studies and cost tables belong to these."""
+    return is_evaluated(dataset) and not ds(dataset).get("train_from")
+
+
 def train_dataset(dataset):
     """The dataset whose models this one evaluates (itself, or `train_from` for an external test set,
     e.g. the transfer check on real scans)."""
@@ -442,8 +448,8 @@ def get_model_arg(wildcards, input):
 def study_experiments():
     """(dataset, method, scale, key, value) of every configured inference-time study."""
     out = []
-    for name, d in config["datasets"].items():
-        if d.get("train_from") or not is_evaluated(name):
+    for name in config["datasets"]:
+        if not evaluates_own_models(name):
             continue
         for method, scales in method_entries(name):
             if method in INTERPOLATIONS:
@@ -475,7 +481,7 @@ def cost_experiments():
     Cost = parameters and inference frames/s of every method there (the cine paper's Fig. 4a)."""
     out = []
     for name, d in config["datasets"].items():
-        if d.get("train_from") or not is_evaluated(name):
+        if not evaluates_own_models(name):
             continue
         if any(m not in INTERPOLATIONS and store_of(name, m).train == "clips" for m, _s in method_entries(name)):
             out.append((name, fmt_scale(max(map(float, d["scales"])))))

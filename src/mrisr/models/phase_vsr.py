@@ -309,7 +309,7 @@ class PhaseVSR(SRModel):
         central = slice(n, t - n)
         feats = _apply_framewise(self.fe, lr, self._no_grad_ends())
         cubic = self.cubic(lr[:, central].flatten(0, 1))
-        deep = self.training and (self.bidirectional or self.fusion)  # else I_SR,F is I_SR
+        deep = self.training and self._has_direction_terms()
         outputs: dict[str, list[torch.Tensor]] = {"sr": [], "fwd": [], "bwd": []}
         for stage in range(omega + 1):
             h_f, h_b, h_p = self._net_sub(feats, phase)
@@ -331,10 +331,15 @@ class PhaseVSR(SRModel):
         state["stage_outputs"], state["_last_output"] = {}, None
         return state
 
+    def _has_direction_terms(self) -> bool:
+        """Whether training supervises the per-direction outputs I_SR,F (and I_SR,B): without a
+        backward memory or phase fusion, I_SR,F is I_SR itself."""
+        return self.bidirectional or self.fusion
+
     def loss_text(self) -> str:
-        """The terms `loss` sums (the same switches as _forward's `deep`)."""
+        """The terms `loss` sums (the switches `_forward` makes them with)."""
         terms = ["L1(I_SR^ω)"]
-        if self.bidirectional or self.fusion:
+        if self._has_direction_terms():
             terms.append("L1(I_SR,F^ω)")
             if self.bidirectional:
                 terms.append("L1(I_SR,B^ω)")
